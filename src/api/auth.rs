@@ -1,0 +1,170 @@
+//! `/v5/Token` (password and refresh_token grants) and the bearer check every other route uses.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::clock::iso;
+use crate::crypto::{random_token, sha256_hex, verify_password};
+use crate::store::{TokenKind, User};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub const ACCESS_TOKEN_SECONDS: i64 = 3600;
+pub const REFRESH_TOKEN_SECONDS: i64 = 14 * 24 * 3600;
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller(pub User);
+
+impl Caller {
+    /// Sessions and codes of others are invisible to non-administrators.
+    pub fn owner_filter(&self) -> Option<&str> {
+        if self.0.is_admin {
+            None
+        } else {
+            Some(&self.0.id)
+        }
+    }
+
+    pub fn may_see(&self, owner_id: &str) -> bool {
+        self.0.is_admin || self.0.id == owner_id
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("Authorization has been denied for this request: send 'Authorization: Bearer <access_token>' from /v5/Token".into()))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 512)
+            .ok_or_else(|| ApiError::Unauthorized("Authorization has been denied for this request: the Authorization header must be 'Bearer <access_token>'".into()))?;
+        let user = state
+            .store
+            .token_user(&sha256_hex(token), TokenKind::Access, state.clock.now())
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("Authorization has been denied for this request: the access token is unknown or expired; get a new one from /v5/Token".into()))?;
+        Ok(Caller(user))
+    }
+}
+
+/// An OAuth-style error from the token endpoint (RFC 6749 section 5.2), with `message` too.
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (status, Json(json!({ "error": error, "error_description": description, "message": description }))).into_response()
+}
+
+/// `POST /v5/Token`: form-encoded or JSON fields.
+pub async fn token(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
+    let bytes = match super::decode::read_body(request, &()).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let fields: std::collections::HashMap<String, String> = if is_json {
+        match super::decode::parse_value(&bytes) {
+            Ok(Value::Object(map)) => map
+                .into_iter()
+                .filter_map(|(k, v)| match v {
+                    Value::String(s) => Some((k, s)),
+                    Value::Null => None,
+                    other => Some((k, other.to_string())),
+                })
+                .collect(),
+            _ => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "The body must be a JSON object or form fields: grant_type, username, password or refresh_token"),
+        }
+    } else {
+        url::form_urlencoded::parse(&bytes).map(|(k, v)| (k.to_lowercase(), v.into_owned())).collect()
+    };
+    match grant(&state, &fields).await {
+        Ok(body) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response(),
+        Err(TokenError::OAuth(error, description)) => oauth_error(StatusCode::BAD_REQUEST, error, &description),
+        Err(TokenError::Api(e)) => e.into_response(),
+    }
+}
+
+enum TokenError {
+    OAuth(&'static str, String),
+    Api(ApiError),
+}
+
+impl<E: Into<ApiError>> From<E> for TokenError {
+    fn from(e: E) -> Self {
+        TokenError::Api(e.into())
+    }
+}
+
+async fn grant(state: &AppState, fields: &std::collections::HashMap<String, String>) -> Result<Value, TokenError> {
+    let field = |name: &str| fields.get(name).map(|s| s.as_str()).filter(|s| !s.is_empty());
+    let user = match field("grant_type") {
+        Some(g) if g.eq_ignore_ascii_case("password") => {
+            let (Some(username), Some(password)) = (field("username"), field("password")) else {
+                return Err(TokenError::OAuth("invalid_request", "The password grant needs username and password".into()));
+            };
+            let user = state.store.user_by_name(username).await?;
+            // Verify against a fixed hash when the user is unknown, so that timing does not tell
+            // which user names exist.
+            let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
+            let password = password.to_string();
+            let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?;
+            match user {
+                Some(u) if ok => u,
+                _ => return Err(TokenError::OAuth("invalid_grant", "The user name or password is incorrect".into())),
+            }
+        }
+        Some(g) if g.eq_ignore_ascii_case("refresh_token") => {
+            let Some(refresh) = field("refresh_token") else {
+                return Err(TokenError::OAuth("invalid_request", "The refresh_token grant needs refresh_token".into()));
+            };
+            let now = state.clock.now();
+            let user_id = state.store.take_refresh_token(&sha256_hex(refresh), now).await?;
+            match user_id {
+                Some(id) => match state.store.user_by_id(&id).await? {
+                    Some(u) => u,
+                    None => return Err(TokenError::OAuth("invalid_grant", "The refresh token's user no longer exists".into())),
+                },
+                None => {
+                    return Err(TokenError::OAuth("invalid_grant", "The refresh token is unknown, used or expired: sign in again with the password grant".into()))
+                }
+            }
+        }
+        Some(_) => {
+            return Err(TokenError::OAuth("unsupported_grant_type", "grant_type must be password or refresh_token".into()))
+        }
+        None => return Err(TokenError::OAuth("invalid_request", "grant_type is missing: use password or refresh_token".into())),
+    };
+    let now = state.clock.now();
+    let access = random_token(32);
+    let refresh = random_token(32);
+    let expires = now + ACCESS_TOKEN_SECONDS * 1000;
+    state.store.insert_token(&sha256_hex(&access), TokenKind::Access, &user.id, expires).await?;
+    state
+        .store
+        .insert_token(&sha256_hex(&refresh), TokenKind::Refresh, &user.id, now + REFRESH_TOKEN_SECONDS * 1000)
+        .await?;
+    Ok(json!({
+        "access_token": access,
+        "refresh_token": refresh,
+        "token_type": "bearer",
+        "expires_in": ACCESS_TOKEN_SECONDS,
+        "userName": user.name,
+        ".issued": iso(now),
+        ".expires": iso(expires),
+    }))
+}

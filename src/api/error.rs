@@ -1,0 +1,96 @@
+//! The error body of every failing API call: `{"message": …, "errorCode": …}` with the vendor's
+//! error codes. Internal failures are logged with their cause and answered without it.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    TooManyRequests(String, u64),
+    /// The identity authority refused or answered nonsense.
+    #[error("{0}")]
+    BadGateway(String),
+    /// The identity authority did not answer (in time).
+    #[error("{0}")]
+    GatewayTimeout(String),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Internal(anyhow::Error::new(e).context("database"))
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The vendor's `errorCode` for this failure.
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) | ApiError::PayloadTooLarge(_) => "ParameterValidationFailure",
+            ApiError::Unauthorized(_) | ApiError::Forbidden(_) => "ResourceAccessDenied",
+            ApiError::NotFound(_) => "ResourceNotFound",
+            ApiError::Conflict(_) => "OperationConflict",
+            ApiError::GatewayTimeout(_) => "Timeout",
+            ApiError::MethodNotAllowed(_)
+            | ApiError::TooManyRequests(..)
+            | ApiError::BadGateway(_)
+            | ApiError::Internal(_) => "HttpError",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+                "The server failed to handle the request; the cause is in its log.".to_string()
+            }
+            other => other.to_string(),
+        };
+        let body = json!({ "message": message, "errorCode": self.error_code() });
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if let ApiError::TooManyRequests(_, retry_after) = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        if let ApiError::Unauthorized(_) = &self {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,266 @@
+//! Settings: defaults, then a TOML file (`--config`), then `RESTOREGATE_*` environment variables,
+//! then command-line flags. Each later layer wins.
+
+use crate::domain::region::Region;
+use clap::Args;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Flags of the server. Every flag is also read from its `RESTOREGATE_*` variable; none has a
+/// clap default so that a value from the TOML file is only overridden by one actually given.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on [default: 0.0.0.0:4443]
+    #[arg(long, env = "RESTOREGATE_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the database, the TLS certificate, the sealing key and generated passwords
+    /// [default: ./restoregate-data]
+    #[arg(long, env = "RESTOREGATE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Base URL of links the server hands out, such as verificationUrl
+    /// [default: from the listen address, https://localhost:4443 for 0.0.0.0:4443]
+    #[arg(long, env = "RESTOREGATE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<url::Url>,
+    /// Database: sqlite://FILE [default: sqlite database in the data directory]
+    #[arg(long, env = "RESTOREGATE_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// PEM certificate chain to serve instead of the generated self-signed one (with --tls-key)
+    #[arg(long, env = "RESTOREGATE_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "RESTOREGATE_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve the sandbox identity provider under /sandbox/ and use it for every region whose
+    /// authority is not set explicitly [default: true]
+    #[arg(long, env = "RESTOREGATE_SANDBOX", value_name = "BOOL", num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub sandbox: Option<bool>,
+    /// Extra PEM root certificates trusted for outbound calls to identity authorities
+    #[arg(long, env = "RESTOREGATE_AUTHORITY_CA_FILE", value_name = "FILE")]
+    pub authority_ca_file: Option<PathBuf>,
+    /// TOML configuration file (see restoregate.example.toml)
+    #[arg(long, env = "RESTOREGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The TOML file: the same names as the flags, plus the settings that only a file or the
+/// environment carries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    public_url: Option<url::Url>,
+    database_url: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    sandbox: Option<bool>,
+    authority_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    regions: BTreeMap<String, RegionOverride>,
+    session_idle_timeout_seconds: Option<u64>,
+    sandbox_poll_interval_seconds: Option<u64>,
+    sandbox_code_lifetime_seconds: Option<u64>,
+    authority_polls_per_second: Option<f64>,
+    outbound_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegionOverride {
+    pub authority: Option<url::Url>,
+    pub graph: Option<url::Url>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// None: derived from the address actually bound (see `app`).
+    pub public_url: Option<url::Url>,
+    pub database_url: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub sandbox: bool,
+    pub authority_ca_file: Option<PathBuf>,
+    pub regions: BTreeMap<Region, RegionOverride>,
+    pub admin_password: Option<String>,
+    pub sandbox_password: Option<String>,
+    /// A restore session nobody touches for this long is stopped by the server.
+    pub session_idle_timeout_seconds: u64,
+    /// The `interval` the sandbox provider asks clients to keep between polls.
+    pub sandbox_poll_interval_seconds: u64,
+    pub sandbox_code_lifetime_seconds: u64,
+    /// Budget of token-endpoint polls per second per authority host, shared by all pending sign-ins.
+    pub authority_polls_per_second: f64,
+    /// Deadline of each outbound call to an authority (connect and whole response).
+    pub outbound_timeout_ms: u64,
+}
+
+impl Settings {
+    /// Built-in defaults: the server as `cargo run --release` starts it.
+    pub fn defaults() -> Self {
+        Settings {
+            listen: "0.0.0.0:4443".parse().expect("valid literal"),
+            data_dir: PathBuf::from("restoregate-data"),
+            public_url: None,
+            database_url: None,
+            tls_cert: None,
+            tls_key: None,
+            sandbox: true,
+            authority_ca_file: None,
+            regions: BTreeMap::new(),
+            admin_password: None,
+            sandbox_password: None,
+            session_idle_timeout_seconds: 3600,
+            sandbox_poll_interval_seconds: 5,
+            sandbox_code_lifetime_seconds: 900,
+            authority_polls_per_second: 20.0,
+            outbound_timeout_ms: 10_000,
+        }
+    }
+
+    /// Layers the TOML file, the environment and the flags over the defaults.
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Self> {
+        let mut s = Settings::defaults();
+        if let Some(path) = &args.config {
+            s.apply_file(path)?;
+        }
+        s.apply_region_env(std::env::vars())?;
+        for (name, field) in [
+            ("RESTOREGATE_SESSION_IDLE_TIMEOUT_SECONDS", &mut s.session_idle_timeout_seconds),
+            ("RESTOREGATE_SANDBOX_POLL_INTERVAL_SECONDS", &mut s.sandbox_poll_interval_seconds),
+            ("RESTOREGATE_SANDBOX_CODE_LIFETIME_SECONDS", &mut s.sandbox_code_lifetime_seconds),
+            ("RESTOREGATE_OUTBOUND_TIMEOUT_MS", &mut s.outbound_timeout_ms),
+        ] {
+            if let Ok(v) = std::env::var(name) {
+                *field = v.trim().parse().map_err(|_| anyhow::anyhow!("{name} must be a whole number"))?;
+            }
+        }
+        if let Ok(v) = std::env::var("RESTOREGATE_AUTHORITY_POLLS_PER_SECOND") {
+            s.authority_polls_per_second = v
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("RESTOREGATE_AUTHORITY_POLLS_PER_SECOND must be a number"))?;
+        }
+        s.admin_password = std::env::var("RESTOREGATE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+        s.sandbox_password = std::env::var("RESTOREGATE_SANDBOX_PASSWORD").ok().filter(|p| !p.is_empty());
+        // Flags and their variables (clap has already let a flag win over its variable).
+        if let Some(v) = args.listen {
+            s.listen = v;
+        }
+        if let Some(v) = &args.data_dir {
+            s.data_dir = v.clone();
+        }
+        if let Some(v) = &args.public_url {
+            s.public_url = Some(v.clone());
+        }
+        if let Some(v) = &args.database_url {
+            s.database_url = Some(v.clone());
+        }
+        if let Some(v) = &args.tls_cert {
+            s.tls_cert = Some(v.clone());
+        }
+        if let Some(v) = &args.tls_key {
+            s.tls_key = Some(v.clone());
+        }
+        if let Some(v) = args.sandbox {
+            s.sandbox = v;
+        }
+        if let Some(v) = &args.authority_ca_file {
+            s.authority_ca_file = Some(v.clone());
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn apply_file(&mut self, path: &Path) -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read configuration file {}: {e}", path.display()))?;
+        let f: FileSettings = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("configuration file {}: {e}", path.display()))?;
+        macro_rules! take {
+            ($($field:ident),*) => { $( if let Some(v) = f.$field { self.$field = v; } )* };
+        }
+        macro_rules! take_opt {
+            ($($field:ident),*) => { $( if f.$field.is_some() { self.$field = f.$field; } )* };
+        }
+        take!(listen, data_dir, sandbox, session_idle_timeout_seconds, sandbox_poll_interval_seconds,
+              sandbox_code_lifetime_seconds, authority_polls_per_second, outbound_timeout_ms);
+        take_opt!(public_url, database_url, tls_cert, tls_key, authority_ca_file);
+        for (name, o) in f.regions {
+            let region: Region = name.parse().map_err(|e| anyhow::anyhow!("configuration file: {e}"))?;
+            let entry = self.regions.entry(region).or_default();
+            if o.authority.is_some() {
+                entry.authority = o.authority;
+            }
+            if o.graph.is_some() {
+                entry.graph = o.graph;
+            }
+        }
+        Ok(())
+    }
+
+    /// `RESTOREGATE_REGIONS__<REGION>__AUTHORITY` and `…__GRAPH`.
+    pub fn apply_region_env(&mut self, vars: impl Iterator<Item = (String, String)>) -> anyhow::Result<()> {
+        for (key, value) in vars {
+            let Some(rest) = key.strip_prefix("RESTOREGATE_REGIONS__") else { continue };
+            let (region, field) = rest
+                .split_once("__")
+                .ok_or_else(|| anyhow::anyhow!("{key}: expected RESTOREGATE_REGIONS__<REGION>__AUTHORITY or __GRAPH"))?;
+            let region: Region = region.parse().map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+            let url: url::Url = value.parse().map_err(|e| anyhow::anyhow!("{key}: not a URL: {e}"))?;
+            let entry = self.regions.entry(region).or_default();
+            match field.to_ascii_lowercase().as_str() {
+                "authority" => entry.authority = Some(url),
+                "graph" => entry.graph = Some(url),
+                _ => anyhow::bail!("{key}: expected AUTHORITY or GRAPH after the region"),
+            }
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            anyhow::bail!("tls_cert and tls_key must be given together");
+        }
+        if !(self.authority_polls_per_second > 0.0) {
+            anyhow::bail!("authority_polls_per_second must be above 0");
+        }
+        if self.sandbox_poll_interval_seconds == 0 || self.sandbox_code_lifetime_seconds == 0 {
+            anyhow::bail!("sandbox_poll_interval_seconds and sandbox_code_lifetime_seconds must be above 0");
+        }
+        if let Some(url) = &self.database_url {
+            if !url.starts_with("sqlite:") {
+                anyhow::bail!("database_url must be sqlite://FILE (PostgreSQL support is not built yet)");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_environment_overrides_authority_and_graph() {
+        let mut s = Settings::defaults();
+        s.apply_region_env(
+            [
+                ("RESTOREGATE_REGIONS__WORLDWIDE__AUTHORITY".to_string(), "https://127.0.0.1:9/".to_string()),
+                ("RESTOREGATE_REGIONS__USGOVERNMENT__GRAPH".to_string(), "https://g.example/".to_string()),
+                ("UNRELATED".to_string(), "x".to_string()),
+            ]
+            .into_iter(),
+        )
+        .unwrap();
+        assert_eq!(s.regions[&Region::Worldwide].authority.as_ref().unwrap().as_str(), "https://127.0.0.1:9/");
+        assert_eq!(s.regions[&Region::USGovernment].graph.as_ref().unwrap().as_str(), "https://g.example/");
+        assert!(s
+            .apply_region_env([("RESTOREGATE_REGIONS__MARS__AUTHORITY".into(), "https://x/".into())].into_iter())
+            .is_err());
+    }
+}

@@ -1,0 +1,104 @@
+//! The `restoregate` command: starts the server (no subcommand, or `serve`).
+
+use clap::{Parser, Subcommand};
+use restoregate::app::Application;
+use restoregate::config::{ServeArgs, Settings};
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "restoregate",
+    version,
+    about = "REST server for restore sessions of Microsoft 365 backups (Veeam Backup for Microsoft 365 REST API v5 wire format)",
+    long_about = "REST server for restore sessions of Microsoft 365 backups. It speaks the wire format of the \
+Veeam Backup for Microsoft 365 REST API v5 and obtains device codes (RFC 8628) from the Microsoft identity \
+platform of each region, or from its embedded sandbox identity provider.\n\nEvery flag can also be set with \
+its RESTOREGATE_* environment variable or in the TOML file given with --config; flags win over variables, \
+variables over the file.\n\nEnvironment only: RESTOREGATE_ADMIN_PASSWORD (the first-start admin account), \
+RESTOREGATE_SANDBOX_PASSWORD (sandbox users), RESTOREGATE_REGIONS__<REGION>__AUTHORITY / __GRAPH (e.g. \
+RESTOREGATE_REGIONS__WORLDWIDE__AUTHORITY=https://login.microsoftonline.com), RESTOREGATE_LOG (log filter)."
+)]
+struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the server (the default when no command is given)
+    Serve,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RESTOREGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            None | Some(Command::Serve) => serve(&cli.serve).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(args)?;
+    let app = Application::build(settings).await?;
+    let url = app.public_url().clone();
+    println!("restoregate listening on {} (public URL {})", app.local_addr(), url);
+    if let Some(path) = &app.notes.generated_certificate {
+        println!("generated a self-signed TLS certificate: {}", path.display());
+    }
+    if let Some(path) = &app.notes.admin_password_file {
+        println!("first start: the password of user 'admin' is in {}", path.display());
+    }
+    if app.sandbox_enabled {
+        println!("*** SANDBOX IDENTITY PROVIDER ON: regions without a configured authority sign in at {url}sandbox/device, not at Microsoft ***");
+        if let Some(path) = &app.notes.sandbox_password_file {
+            println!("    the password of sandbox users admin@<tenant> is in {}", path.display());
+        }
+    }
+    let handle = app.handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        handle.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    app.run_until_stopped().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,425 @@
+//! Storage: the embedded SQLite database (WAL, one writer connection, a few readers).
+//!
+//! Every acknowledged write has been committed before the API answers. In WAL mode with
+//! `synchronous=NORMAL` a commit survives the process being killed (`kill -9`); only an operating
+//! system crash or power loss can lose the last transactions.
+
+mod rows;
+
+pub use rows::*;
+
+use crate::clock::Millis;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Migrations, in order, compiled into the binary. Each runs once, in a transaction, and is
+/// recorded in `schema_migrations`.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+        .execute(pool)
+        .await?;
+    for (version, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await?;
+        let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if done.is_none() {
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(version)
+                .bind(chrono::Utc::now().timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+#[derive(Clone)]
+pub struct Store {
+    /// The only connection that writes: SQLite has one writer at a time anyway, and one
+    /// connection avoids SQLITE_BUSY between our own writers.
+    writer: SqlitePool,
+    readers: SqlitePool,
+}
+
+pub type StoreResult<T> = Result<T, sqlx::Error>;
+
+impl Store {
+    pub async fn open_sqlite(url: &str) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await?;
+        migrate(&writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Store { writer, readers })
+    }
+
+    pub async fn close(&self) {
+        self.readers.close().await;
+        self.writer.close().await;
+    }
+
+    // ---- users and API tokens ----
+
+    pub async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
+        sqlx::query_as("SELECT id, name, password_hash, is_admin FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.readers)
+            .await
+    }
+
+    pub async fn insert_user(&self, user: &User, now: Millis) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "INSERT INTO users (id, name, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&user.id)
+        .bind(&user.name)
+        .bind(&user.password_hash)
+        .bind(user.is_admin)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn insert_token(&self, hash: &str, kind: TokenKind, user_id: &str, expires_at: Millis) -> StoreResult<()> {
+        sqlx::query("INSERT INTO api_tokens (token_hash, kind, user_id, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(hash)
+            .bind(kind.as_str())
+            .bind(user_id)
+            .bind(expires_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// The user a live token of `kind` belongs to.
+    pub async fn token_user(&self, hash: &str, kind: TokenKind, now: Millis) -> StoreResult<Option<User>> {
+        sqlx::query_as(
+            "SELECT u.id, u.name, u.password_hash, u.is_admin FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1 AND t.kind = $2 AND t.expires_at > $3",
+        )
+        .bind(hash)
+        .bind(kind.as_str())
+        .bind(now)
+        .fetch_optional(&self.readers)
+        .await
+    }
+
+    /// Removes a refresh token so it cannot be used twice; true when it was live.
+    pub async fn take_refresh_token(&self, hash: &str, now: Millis) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "DELETE FROM api_tokens WHERE token_hash = $1 AND kind = 'refresh' AND expires_at > $2 RETURNING user_id",
+        )
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        sqlx::query_as("SELECT id, name, password_hash, is_admin FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.readers)
+            .await
+    }
+
+    pub async fn delete_expired_tokens(&self, now: Millis) -> StoreResult<u64> {
+        let r = sqlx::query("DELETE FROM api_tokens WHERE expires_at <= $1").bind(now).execute(&self.writer).await?;
+        Ok(r.rows_affected())
+    }
+
+    // ---- organizations ----
+
+    pub async fn insert_organization(&self, o: &OrganizationRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO organizations (id, name, region, tenant, application_id, public_json, secrets_sealed, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&o.id)
+        .bind(&o.name)
+        .bind(&o.region)
+        .bind(&o.tenant)
+        .bind(&o.application_id)
+        .bind(&o.public_json)
+        .bind(&o.secrets_sealed)
+        .bind(o.created_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn organizations(&self) -> StoreResult<Vec<OrganizationRow>> {
+        sqlx::query_as(&format!("SELECT {ORG_COLUMNS} FROM organizations ORDER BY created_at, id"))
+            .fetch_all(&self.readers)
+            .await
+    }
+
+    pub async fn organization(&self, id: &str) -> StoreResult<Option<OrganizationRow>> {
+        sqlx::query_as(&format!("SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.readers)
+            .await
+    }
+
+    pub async fn delete_organization(&self, id: &str) -> StoreResult<bool> {
+        let r = sqlx::query("DELETE FROM organizations WHERE id = $1").bind(id).execute(&self.writer).await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    // ---- restore sessions and events ----
+
+    /// Inserts a session with its first event, in one transaction.
+    pub async fn insert_session(&self, s: &SessionRow, first_event: &NewEvent) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO restore_sessions (id, name, organization_id, organization_name, type, creation_time, end_time,
+               state, result, initiated_by, initiated_by_id, details, last_activity)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&s.id)
+        .bind(&s.name)
+        .bind(&s.organization_id)
+        .bind(&s.organization_name)
+        .bind(&s.session_type)
+        .bind(s.creation_time)
+        .bind(s.end_time)
+        .bind(&s.state)
+        .bind(&s.result)
+        .bind(&s.initiated_by)
+        .bind(&s.initiated_by_id)
+        .bind(&s.details)
+        .bind(s.creation_time)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, &s.id, first_event).await?;
+        tx.commit().await
+    }
+
+    pub async fn session(&self, id: &str) -> StoreResult<Option<SessionRow>> {
+        sqlx::query_as(&format!("SELECT {SESSION_COLUMNS} FROM restore_sessions WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.readers)
+            .await
+    }
+
+    /// A page of sessions, newest last, optionally only those a user started. Keyed on the
+    /// integer primary key so that a deep offset walks an index, not the table.
+    pub async fn sessions(&self, owner: Option<&str>, offset: i64, limit: i64) -> StoreResult<Vec<SessionRow>> {
+        sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM restore_sessions WHERE seq IN (
+               SELECT seq FROM restore_sessions WHERE ($1 IS NULL OR initiated_by_id = $1)
+               ORDER BY seq LIMIT $2 OFFSET $3) ORDER BY seq"
+        ))
+        .bind(owner)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.readers)
+        .await
+    }
+
+    /// Stops a working session and records why; false when it was not working.
+    pub async fn stop_session(&self, id: &str, now: Millis, event: &NewEvent) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let r = sqlx::query(
+            "UPDATE restore_sessions SET state = 'Stopped', end_time = $2, last_activity = $2
+             WHERE id = $1 AND state = 'Working'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_event(&mut tx, id, event).await?;
+        // A stopped session authorizes nothing: its pending sign-ins end with it.
+        sqlx::query(
+            "UPDATE device_authorizations SET state = 'failed', outcome = 'The restore session was stopped', finished_at = $2
+             WHERE session_id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn idle_sessions(&self, last_activity_before: Millis) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM restore_sessions WHERE state = 'Working' AND last_activity < $1 LIMIT 1000",
+        )
+        .bind(last_activity_before)
+        .fetch_all(&self.readers)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    pub async fn add_event(&self, session_id: &str, event: &NewEvent) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        insert_event(&mut tx, session_id, event).await?;
+        sqlx::query("UPDATE restore_sessions SET last_activity = MAX(last_activity, $2) WHERE id = $1")
+            .bind(session_id)
+            .bind(event.start_time)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    pub async fn events(&self, session_id: &str, offset: i64, limit: i64) -> StoreResult<Vec<EventRow>> {
+        sqlx::query_as(
+            "SELECT id, ord, status, title, message, start_time, end_time FROM session_events
+             WHERE session_id = $1 ORDER BY ord LIMIT $2 OFFSET $3",
+        )
+        .bind(session_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.readers)
+        .await
+    }
+
+    // ---- device authorizations ----
+
+    pub async fn insert_device_authorization(&self, d: &DeviceAuthorizationRow, event: &NewEvent) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO device_authorizations (id, session_id, user_id, user_code, authority, tenant, client_id,
+               token_endpoint, device_code_sealed, interval_ms, expires_at, next_poll_at, transient_failures, polls,
+               state, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, 0, 'pending', $13)",
+        )
+        .bind(&d.id)
+        .bind(&d.session_id)
+        .bind(&d.user_id)
+        .bind(&d.user_code)
+        .bind(&d.authority)
+        .bind(&d.tenant)
+        .bind(&d.client_id)
+        .bind(&d.token_endpoint)
+        .bind(&d.device_code_sealed)
+        .bind(d.interval_ms)
+        .bind(d.expires_at)
+        .bind(d.next_poll_at)
+        .bind(d.created_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, &d.session_id, event).await?;
+        sqlx::query("UPDATE restore_sessions SET last_activity = $2 WHERE id = $1")
+            .bind(&d.session_id)
+            .bind(d.created_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// Every pending authorization: what the follower needs to schedule it.
+    pub async fn pending_device_authorizations(&self) -> StoreResult<Vec<PendingRef>> {
+        sqlx::query_as("SELECT id, authority, next_poll_at FROM device_authorizations WHERE state = 'pending'")
+            .fetch_all(&self.readers)
+            .await
+    }
+
+    pub async fn device_authorization(&self, id: &str) -> StoreResult<Option<DeviceAuthorizationRow>> {
+        sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM device_authorizations WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.readers)
+            .await
+    }
+
+    /// Records a poll that did not end the sign-in. No-op when the authorization is no longer
+    /// pending (its session was stopped meanwhile).
+    pub async fn reschedule_device_authorization(
+        &self,
+        id: &str,
+        interval_ms: i64,
+        next_poll_at: Millis,
+        transient_failures: u32,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE device_authorizations SET interval_ms = $2, next_poll_at = $3, transient_failures = $4, polls = polls + 1
+             WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(interval_ms)
+        .bind(next_poll_at)
+        .bind(transient_failures as i64)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends a pending sign-in with its outcome and records the event, once: false when it had
+    /// already ended.
+    pub async fn finish_device_authorization(&self, f: &Finish<'_>, event: &NewEvent) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let r = sqlx::query(
+            "UPDATE device_authorizations SET state = $2, outcome = $3, account = $4, tokens_sealed = $5,
+               finished_at = $6, polls = polls + 1
+             WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(f.id)
+        .bind(f.state.as_str())
+        .bind(&event.message)
+        .bind(f.account)
+        .bind(f.tokens_sealed)
+        .bind(event.start_time)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_event(&mut tx, f.session_id, event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The state of the authorizations with this user code that `user_id` may see (all for None).
+    pub async fn device_states_by_user_code(&self, user_code: &str, user_id: Option<&str>) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT state FROM device_authorizations WHERE user_code = $1 AND ($2 IS NULL OR user_id = $2)",
+        )
+        .bind(user_code)
+        .bind(user_id)
+        .fetch_all(&self.readers)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}
+
+async fn insert_event(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, session_id: &str, e: &NewEvent) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO session_events (id, session_id, ord, status, title, message, start_time, end_time)
+         VALUES ($1, $2, (SELECT COALESCE(MAX(ord), 0) + 1 FROM session_events WHERE session_id = $2), $3, $4, $5, $6, $7)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(session_id)
+    .bind(e.status.as_str())
+    .bind(&e.title)
+    .bind(&e.message)
+    .bind(e.start_time)
+    .bind(e.end_time)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
