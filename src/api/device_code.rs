@@ -128,14 +128,14 @@ pub async fn restore_device_code(
         created_at: now,
     };
     let event = NewEvent {
-        status: EventStatus::Running,
+        status: EventStatus::Success,
         title: "Device code requested".into(),
         message: format!(
             "Waiting for a sign-in to {} ({}) with application {} at {}; the code expires in {} s",
             target.tenant, target.region, client_id, grant.verification_uri, grant.expires_in
         ),
         start_time: now,
-        end_time: None,
+        end_time: Some(now),
     };
     state.store.insert_device_authorization(&row, &event).await?;
     state.follower.follow(&row.id, &row.authority, row.next_poll_at);
