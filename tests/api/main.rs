@@ -1,0 +1,9 @@
+//! One integration-test binary: the real server over HTTPS on loopback.
+
+mod device_code;
+mod helpers;
+mod quirks;
+mod restart;
+mod sessions;
+mod tokens;
+mod walkthrough;
