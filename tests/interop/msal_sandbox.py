@@ -265,7 +265,9 @@ def browser_sign_in(browser, verification_uri, user_code, password, client_id, d
         page.wait_for_selector("h1")
         heading = page.inner_text("h1")
         expected = "You're signed in" if decision == "approve" else "Access denied"
-        check(heading == expected, f"Chromium: the page answers '{expected}' (got '{heading}')")
+        shown = page.locator("p.error")
+        detail = f": {shown.first.inner_text()}" if shown.count() else ""
+        check(heading == expected, f"Chromium: the page answers '{expected}' (got '{heading}'{detail})")
     finally:
         context.close()
 
