@@ -181,6 +181,7 @@ impl Application {
         });
         background.push(tokio::spawn(stop_idle_sessions(
             store.clone(),
+            state.follower.clone(),
             clock.clone(),
             settings.session_idle_timeout_seconds,
             shutdown_rx.clone(),
@@ -288,7 +289,7 @@ fn sandbox_password(settings: &Settings) -> anyhow::Result<(String, Option<PathB
 }
 
 /// Stops restore sessions nobody has touched for the idle timeout.
-async fn stop_idle_sessions(store: Store, clock: SharedClock, idle_seconds: u64, mut shutdown: watch::Receiver<bool>) {
+async fn stop_idle_sessions(store: Store, follower: crate::signin::FollowerHandle, clock: SharedClock, idle_seconds: u64, mut shutdown: watch::Receiver<bool>) {
     let period = Duration::from_secs(idle_seconds.clamp(1, 60));
     loop {
         tokio::select! {
@@ -311,8 +312,10 @@ async fn stop_idle_sessions(store: Store, clock: SharedClock, idle_seconds: u64,
                 start_time: now,
                 end_time: Some(now),
             };
-            if let Err(e) = store.stop_session(&id, now, &event).await {
-                tracing::error!(error = %e, "cannot stop an idle restore session");
+            match store.stop_session(&id, now, &event).await {
+                Ok(true) => follower.cancel_session(&id),
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "cannot stop an idle restore session"),
             }
         }
         let _ = store.delete_expired_tokens(now).await;

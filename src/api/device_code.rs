@@ -138,7 +138,7 @@ pub async fn restore_device_code(
         end_time: Some(now),
     };
     state.store.insert_device_authorization(&row, &event).await?;
-    state.follower.follow(&row.id, &row.authority, row.next_poll_at);
+    state.follower.follow(row);
 
     let message = grant.message.clone().unwrap_or_else(|| {
         format!(

@@ -160,6 +160,7 @@ pub async fn action(
         end_time: Some(now),
     };
     if state.store.stop_session(&session.id, now, &event).await? {
+        state.follower.cancel_session(&session.id);
         Ok(StatusCode::OK)
     } else {
         Err(ApiError::Conflict(format!("Restore session {} has already stopped", session.id)))

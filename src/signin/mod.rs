@@ -13,7 +13,7 @@ use crate::crypto::Sealer;
 use crate::domain::schedule::Schedule;
 use crate::domain::session::EventStatus;
 use crate::identity::IdentityClient;
-use crate::store::{Finish, NewEvent, SignInState, Store};
+use crate::store::{DeviceAuthorizationRow, Finish, NewEvent, SignInState, Store};
 use outcome::{poll_step, PollTarget, Step};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -29,22 +29,76 @@ const MAX_CONCURRENT_POLLS: usize = 256;
 
 enum Message {
     /// A new (or resumed) authorization; ignored when already followed.
-    Follow { id: String, authority: Arc<str>, at: Millis },
+    Follow(Box<DeviceAuthorizationRow>),
     /// A poll ended and the authorization is still pending.
-    Again { id: String, authority: Arc<str>, at: Millis },
-    /// A poll ended it (or it vanished).
-    Done { id: String },
+    Again(Box<Pending>),
+    /// A poll ended it.
+    Done,
+    /// The session stopped: forget its pending sign-ins (the store has ended them).
+    Cancel { session_id: String },
 }
 
-/// The handle the API uses to hand over new authorizations.
+/// The handle the API uses to hand over new authorizations and cancel stopped sessions'.
 #[derive(Clone)]
 pub struct FollowerHandle {
     tx: mpsc::UnboundedSender<Message>,
 }
 
 impl FollowerHandle {
-    pub fn follow(&self, id: &str, authority: &str, next_poll_at: Millis) {
-        let _ = self.tx.send(Message::Follow { id: id.to_string(), authority: authority.into(), at: next_poll_at });
+    pub fn follow(&self, row: DeviceAuthorizationRow) {
+        let _ = self.tx.send(Message::Follow(Box::new(row)));
+    }
+
+    pub fn cancel_session(&self, session_id: &str) {
+        let _ = self.tx.send(Message::Cancel { session_id: session_id.to_string() });
+    }
+}
+
+/// A pending sign-in as the follower holds it in memory between polls.
+pub struct Pending {
+    id: String,
+    session_id: String,
+    authority: Arc<str>,
+    token_endpoint: url::Url,
+    client_id: String,
+    tenant: String,
+    device_code: String,
+    schedule: Schedule,
+    polls: u32,
+}
+
+impl Pending {
+    /// Opens a stored authorization; on resume (`resume_at`), the next poll is no earlier than
+    /// that, so that a restart cannot shorten the interval after a poll it did not record.
+    fn open(row: DeviceAuthorizationRow, sealer: &Sealer, resume_at: Option<Millis>) -> Result<Self, (DeviceAuthorizationRow, String)> {
+        let device_code = match sealer.open_string(DEVICE_CODE_PURPOSE, &row.device_code_sealed) {
+            Ok(c) => c,
+            Err(_) => return Err((row, "The stored device code cannot be opened with this server's sealing key".into())),
+        };
+        let token_endpoint = match url::Url::parse(&row.token_endpoint) {
+            Ok(u) => u,
+            Err(_) => return Err((row, "The stored token endpoint is not a URL".into())),
+        };
+        let next_poll_at = match resume_at {
+            Some(t) => row.next_poll_at.max(t + row.interval_ms),
+            None => row.next_poll_at,
+        };
+        Ok(Pending {
+            authority: row.authority.as_str().into(),
+            schedule: Schedule {
+                interval_ms: row.interval_ms,
+                expires_at: row.expires_at,
+                next_poll_at,
+                transient_failures: row.transient_failures.max(0) as u32,
+            },
+            id: row.id,
+            session_id: row.session_id,
+            token_endpoint,
+            client_id: row.client_id,
+            tenant: row.tenant,
+            device_code,
+            polls: 0,
+        })
     }
 }
 
@@ -73,9 +127,33 @@ impl Budget {
 struct Entry {
     at: Millis,
     id: String,
-    authority: Arc<str>,
     /// Already holds a budget slot at `at` (it was stretched to it).
     reserved: bool,
+}
+
+/// The scheduler's state: the pending sign-ins waiting for their next poll (by id), their due
+/// times (a min-heap), and the ids whose poll is in flight.
+#[derive(Default)]
+struct Queue {
+    waiting: HashMap<String, Pending>,
+    heap: BinaryHeap<Reverse<Entry>>,
+    in_flight: HashSet<String>,
+    cancelled_sessions: HashSet<String>,
+}
+
+impl Queue {
+    fn push(&mut self, p: Pending) {
+        self.heap.push(Reverse(Entry { at: p.schedule.next_poll_at, id: p.id.clone(), reserved: false }));
+        self.waiting.insert(p.id.clone(), p);
+    }
+
+    fn is_followed(&self, id: &str) -> bool {
+        self.waiting.contains_key(id) || self.in_flight.contains(id)
+    }
+
+    fn len(&self) -> usize {
+        self.waiting.len() + self.in_flight.len()
+    }
 }
 
 pub struct Follower;
@@ -94,54 +172,72 @@ impl Follower {
         let handle = FollowerHandle { tx: tx.clone() };
         let worker = Arc::new(Worker { store, identity, sealer, clock });
         let task = tokio::spawn(async move {
+            let mut queue = Queue::default();
+            let resumed_at = worker.clock.now();
             match worker.store.pending_device_authorizations().await {
-                Ok(pending) => {
-                    tracing::info!(pending = pending.len(), "resuming pending sign-ins");
-                    for p in pending {
-                        let _ = tx.send(Message::Follow { id: p.id, authority: p.authority.into(), at: p.next_poll_at });
+                Ok(rows) => {
+                    tracing::info!(pending = rows.len(), "resuming pending sign-ins");
+                    for row in rows {
+                        match Pending::open(row, &worker.sealer, Some(resumed_at)) {
+                            Ok(p) => queue.push(p),
+                            Err((row, why)) => worker.fail(&row, why).await,
+                        }
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "cannot load pending sign-ins"),
             }
-            let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::new();
-            let mut followed: HashSet<String> = HashSet::new();
             let mut budget = Budget { gap_ms: 1000.0 / polls_per_second_per_authority, next_free: HashMap::new() };
             let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_POLLS));
             loop {
-                let wait = heap.peek().map(|Reverse(e)| (e.at - worker.clock.now()).max(0) as u64);
+                let wait = queue.heap.peek().map(|Reverse(e)| (e.at - worker.clock.now()).max(0) as u64);
                 tokio::select! {
                     biased;
                     _ = shutdown.changed() => break,
                     message = rx.recv() => match message {
-                        Some(Message::Follow { id, authority, at }) => {
-                            if followed.insert(id.clone()) {
-                                heap.push(Reverse(Entry { at, id, authority, reserved: false }));
+                        Some(Message::Follow(row)) => {
+                            if !queue.is_followed(&row.id) {
+                                match Pending::open(*row, &worker.sealer, None) {
+                                    Ok(p) => queue.push(p),
+                                    Err((row, why)) => worker.fail(&row, why).await,
+                                }
                             }
                         }
-                        Some(Message::Again { id, authority, at }) => {
-                            heap.push(Reverse(Entry { at, id, authority, reserved: false }));
+                        Some(Message::Again(p)) => {
+                            queue.in_flight.remove(&p.id);
+                            if !queue.cancelled_sessions.contains(&p.session_id) {
+                                queue.push(*p);
+                            }
                         }
-                        Some(Message::Done { id }) => { followed.remove(&id); }
+                        Some(Message::Done) => {}
+                        Some(Message::Cancel { session_id }) => {
+                            queue.waiting.retain(|_, p| p.session_id != session_id);
+                            // Polls in flight for it are dropped when they come back.
+                            queue.cancelled_sessions.insert(session_id);
+                        }
                         None => break,
                     },
                     _ = tokio::time::sleep(Duration::from_millis(wait.unwrap_or(0))), if wait.is_some() => {
                         let now = worker.clock.now();
-                        while heap.peek().is_some_and(|Reverse(e)| e.at <= now) {
-                            let Reverse(entry) = heap.pop().expect("peeked");
+                        while queue.heap.peek().is_some_and(|Reverse(e)| e.at <= now) {
+                            let Reverse(entry) = queue.heap.pop().expect("peeked");
+                            // Entries of cancelled or finished sign-ins are skipped lazily.
+                            let Some(authority) = queue.waiting.get(&entry.id).map(|p| p.authority.clone()) else { continue };
                             if !entry.reserved {
-                                let slot = budget.reserve(&entry.authority, now);
+                                let slot = budget.reserve(&authority, now);
                                 if slot > now {
-                                    heap.push(Reverse(Entry { at: slot, reserved: true, ..entry }));
+                                    queue.heap.push(Reverse(Entry { at: slot, reserved: true, ..entry }));
                                     continue;
                                 }
                             }
                             let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                            let pending = queue.waiting.remove(&entry.id).expect("checked above");
+                            queue.in_flight.insert(entry.id);
                             let worker = worker.clone();
                             let tx = tx.clone();
                             tokio::spawn(async move {
-                                let message = match worker.poll(&entry.id).await {
-                                    Some(at) => Message::Again { id: entry.id, authority: entry.authority, at },
-                                    None => Message::Done { id: entry.id },
+                                let message = match worker.poll(pending).await {
+                                    Some(p) => Message::Again(Box::new(p)),
+                                    None => Message::Done,
                                 };
                                 let _ = tx.send(message);
                                 drop(permit);
@@ -150,93 +246,79 @@ impl Follower {
                     }
                 }
             }
-            tracing::info!(pending = followed.len(), "sign-in follower stopped; pending sign-ins resume at next start");
+            tracing::info!(pending = queue.len(), "sign-in follower stopped; pending sign-ins resume at next start");
         });
         (handle, task)
     }
 }
 
 impl Worker {
-    /// Polls one authorization; the next poll time when it is still pending.
-    async fn poll(&self, id: &str) -> Option<Millis> {
-        let row = match self.store.device_authorization(id).await {
-            Ok(Some(row)) => row,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read a pending sign-in; retrying in 5 s");
-                return Some(self.clock.now() + 5_000);
-            }
+    /// Polls once; the authorization back when it is still pending.
+    async fn poll(&self, mut p: Pending) -> Option<Pending> {
+        let before = p.schedule.clone();
+        let target = PollTarget {
+            token_endpoint: &p.token_endpoint,
+            client_id: &p.client_id,
+            tenant: &p.tenant,
+            device_code: &p.device_code,
         };
-        let finish = |state, message: String| crate::signin::outcome::Finished { state, message, account: None, tokens: None };
-        let mut schedule = Schedule {
-            interval_ms: row.interval_ms,
-            expires_at: row.expires_at,
-            next_poll_at: row.next_poll_at,
-            transient_failures: row.transient_failures.max(0) as u32,
-        };
-        let step = match (self.sealer.open_string(DEVICE_CODE_PURPOSE, &row.device_code_sealed), url::Url::parse(&row.token_endpoint)) {
-            (Ok(device_code), Ok(token_endpoint)) => {
-                let target = PollTarget {
-                    token_endpoint: &token_endpoint,
-                    client_id: &row.client_id,
-                    tenant: &row.tenant,
-                    device_code: &device_code,
-                };
-                poll_step(&self.identity, &mut schedule, &target, || self.clock.now()).await
-            }
-            _ => Step::Finished(finish(
-                SignInState::Failed,
-                "The stored device code cannot be opened with this server's sealing key".into(),
-            )),
-        };
+        let step = poll_step(&self.identity, &mut p.schedule, &target, || self.clock.now()).await;
+        p.polls += 1;
         match step {
             Step::Again => {
-                if let Err(e) = self
-                    .store
-                    .reschedule_device_authorization(id, schedule.interval_ms, schedule.next_poll_at, schedule.transient_failures)
-                    .await
-                {
-                    tracing::error!(error = %e, "cannot record a poll");
+                let s = &p.schedule;
+                if s.interval_ms != before.interval_ms || s.transient_failures != before.transient_failures {
+                    if let Err(e) = self
+                        .store
+                        .reschedule_device_authorization(&p.id, s.interval_ms, s.next_poll_at, s.transient_failures)
+                        .await
+                    {
+                        tracing::error!(error = %e, "cannot record a changed poll schedule");
+                    }
                 }
-                Some(schedule.next_poll_at)
+                Some(p)
             }
             Step::Finished(f) => {
-                let now = self.clock.now();
-                let tokens_sealed = f.tokens.as_ref().map(|t| {
-                    let json = serde_json::json!({
-                        "access_token": t.access_token,
-                        "refresh_token": t.refresh_token,
-                        "expires_in": t.expires_in,
-                        "scope": t.scope,
-                        "obtained_at": now,
-                    });
-                    self.sealer.seal(TOKENS_PURPOSE, json.to_string().as_bytes())
-                });
-                let status = match f.state {
-                    SignInState::SignedIn => EventStatus::Success,
-                    SignInState::Expired | SignInState::Declined => EventStatus::Warning,
-                    SignInState::Failed => EventStatus::Failed,
-                };
-                let event = NewEvent {
-                    status,
-                    title: "Sign-in".to_string(),
-                    message: f.message.clone(),
-                    start_time: now,
-                    end_time: Some(now),
-                };
-                let finish = Finish {
-                    id,
-                    session_id: &row.session_id,
-                    state: f.state,
-                    account: f.account.as_deref(),
-                    tokens_sealed: tokens_sealed.as_deref(),
-                };
-                match self.store.finish_device_authorization(&finish, &event).await {
-                    Ok(_) => tracing::info!(state = f.state.as_str(), "sign-in finished"),
-                    Err(e) => tracing::error!(error = %e, "cannot record the end of a sign-in"),
-                }
+                self.finish(&p.id, &p.session_id, p.polls, f).await;
                 None
             }
+        }
+    }
+
+    async fn fail(&self, row: &DeviceAuthorizationRow, message: String) {
+        let f = crate::signin::outcome::Finished { state: SignInState::Failed, message, account: None, tokens: None };
+        self.finish(&row.id, &row.session_id, 0, f).await;
+    }
+
+    async fn finish(&self, id: &str, session_id: &str, polls: u32, f: crate::signin::outcome::Finished) {
+        let now = self.clock.now();
+        let tokens_sealed = f.tokens.as_ref().map(|t| {
+            let json = serde_json::json!({
+                "access_token": t.access_token,
+                "refresh_token": t.refresh_token,
+                "expires_in": t.expires_in,
+                "scope": t.scope,
+                "obtained_at": now,
+            });
+            self.sealer.seal(TOKENS_PURPOSE, json.to_string().as_bytes())
+        });
+        let status = match f.state {
+            SignInState::SignedIn => EventStatus::Success,
+            SignInState::Expired | SignInState::Declined => EventStatus::Warning,
+            SignInState::Failed => EventStatus::Failed,
+        };
+        let event = NewEvent { status, title: "Sign-in".to_string(), message: f.message, start_time: now, end_time: Some(now) };
+        let finish = Finish {
+            id,
+            session_id,
+            state: f.state,
+            account: f.account.as_deref(),
+            tokens_sealed: tokens_sealed.as_deref(),
+            polls,
+        };
+        match self.store.finish_device_authorization(&finish, &event).await {
+            Ok(_) => tracing::info!(state = f.state.as_str(), polls, "sign-in finished"),
+            Err(e) => tracing::error!(error = %e, "cannot record the end of a sign-in"),
         }
     }
 }

@@ -333,22 +333,16 @@ impl Store {
         tx.commit().await
     }
 
-    /// Every pending authorization: what the follower needs to schedule it.
-    pub async fn pending_device_authorizations(&self) -> StoreResult<Vec<PendingRef>> {
-        sqlx::query_as("SELECT id, authority, next_poll_at FROM device_authorizations WHERE state = 'pending'")
+    /// Every pending authorization, to resume following them.
+    pub async fn pending_device_authorizations(&self) -> StoreResult<Vec<DeviceAuthorizationRow>> {
+        sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM device_authorizations WHERE state = 'pending'"))
             .fetch_all(&self.readers)
             .await
     }
 
-    pub async fn device_authorization(&self, id: &str) -> StoreResult<Option<DeviceAuthorizationRow>> {
-        sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM device_authorizations WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.readers)
-            .await
-    }
-
-    /// Records a poll that did not end the sign-in. No-op when the authorization is no longer
-    /// pending (its session was stopped meanwhile).
+    /// Records a changed schedule (after `slow_down` or a transient failure). Plain pending polls
+    /// are not written: on resume the next poll is put at least one interval after the restart.
+    /// No-op when the authorization is no longer pending.
     pub async fn reschedule_device_authorization(
         &self,
         id: &str,
@@ -357,7 +351,7 @@ impl Store {
         transient_failures: u32,
     ) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE device_authorizations SET interval_ms = $2, next_poll_at = $3, transient_failures = $4, polls = polls + 1
+            "UPDATE device_authorizations SET interval_ms = $2, next_poll_at = $3, transient_failures = $4
              WHERE id = $1 AND state = 'pending'",
         )
         .bind(id)
@@ -375,7 +369,7 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let r = sqlx::query(
             "UPDATE device_authorizations SET state = $2, outcome = $3, account = $4, tokens_sealed = $5,
-               finished_at = $6, polls = polls + 1
+               finished_at = $6, polls = $7
              WHERE id = $1 AND state = 'pending'",
         )
         .bind(f.id)
@@ -384,6 +378,7 @@ impl Store {
         .bind(f.account)
         .bind(f.tokens_sealed)
         .bind(event.start_time)
+        .bind(f.polls as i64)
         .execute(&mut *tx)
         .await?;
         if r.rows_affected() == 0 {

@@ -106,13 +106,6 @@ pub struct DeviceAuthorizationRow {
     pub created_at: Millis,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PendingRef {
-    pub id: String,
-    pub authority: String,
-    pub next_poll_at: Millis,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignInState {
     SignedIn,
@@ -138,4 +131,6 @@ pub struct Finish<'a> {
     pub state: SignInState,
     pub account: Option<&'a str>,
     pub tokens_sealed: Option<&'a str>,
+    /// Polls made, the last included.
+    pub polls: u32,
 }

@@ -88,7 +88,7 @@ for attempt in 1 2 3; do
   say "starting restoregate on 127.0.0.1:$RG_PORT (authority of Worldwide: $OP_AUTHORITY, sandbox off)"
   RESTOREGATE_ADMIN_PASSWORD=$ADMIN_PASSWORD \
     RESTOREGATE_REGIONS__WORLDWIDE__AUTHORITY=$OP_AUTHORITY \
-    RESTOREGATE_SANDBOX=false \
+    RESTOREGATE_SANDBOX=false NO_COLOR=1 \
     RESTOREGATE_LOG=${RESTOREGATE_LOG:-info} \
     "$BIN" --data-dir "$DATA" --listen "127.0.0.1:$RG_PORT" >"$WORK/rg.log" 2>&1 &
   RG_PID=$!
@@ -215,9 +215,26 @@ check_code() { # check_code USER_CODE true|false
     fail "DeviceCode/check for $1: expected authenticated $2, got $(cat "$WORK/body")"
 }
 
+# token_requests: how many token requests oidc-provider has answered so far.
+token_requests() { grep -c '"method":"POST","path":"[^"]*/token"' "$WORK/op.log" || true; }
+# wait_pending_poll BEFORE: waits (20 s) until restoregate has polled since then and been told
+# authorization_pending (HTTP 400), so that the approval comes while the code is being followed.
+wait_pending_poll() {
+  local before=$1 deadline=$((SECONDS + 20))
+  until [ "$(token_requests)" -gt "$before" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "restoregate did not poll oidc-provider's token endpoint within 20 s"
+    sleep 0.2
+  done
+  grep '"method":"POST","path":"[^"]*/token"' "$WORK/op.log" | tail -n 1 | grep -q '"status":400' ||
+    fail "oidc-provider's first answer to a poll was not authorization_pending: $(tail -n 3 "$WORK/op.log")"
+  say "restoregate polled and was told authorization_pending"
+}
+
 # ---- 1. approved on oidc-provider's pages ------------------------------------------------------
+POLLS_BEFORE=$(token_requests)
 device_code
 check_code "$USER_CODE" false
+wait_pending_poll "$POLLS_BEFORE"
 say "the person approves at $VERIFICATION_URL"
 node "$HERE/oidc-provider/approve.mjs" "$VERIFICATION_URL" "$USER_CODE" "$LOGIN" approve ||
   fail "approval on oidc-provider's pages failed"
@@ -232,7 +249,9 @@ say "DeviceCode/check: authenticated true"
 APPROVED_CODE=$USER_CODE
 
 # ---- 2. declined on oidc-provider's consent page -------------------------------------------------
+POLLS_BEFORE=$(token_requests)
 device_code
+wait_pending_poll "$POLLS_BEFORE"
 say "the person signs in and cancels at $VERIFICATION_URL"
 node "$HERE/oidc-provider/approve.mjs" "$VERIFICATION_URL" "$USER_CODE" "$LOGIN" deny ||
   fail "declining on oidc-provider's pages failed"
@@ -245,6 +264,27 @@ esac
 check_code "$USER_CODE" false
 check_code "$APPROVED_CODE" true
 say "DeviceCode/check: declined code authenticated false, approved code still true"
+
+# RFC 8628 3.5: oidc-provider sends no `interval`, so restoregate must keep 5 s between polls (one
+# code was pending at a time, so consecutive token requests belong to one code or follow its end).
+POLLS=$(python3 - "$WORK/op.log" <<'EOF'
+import json, sys
+from datetime import datetime
+times = []
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("event") == "http" and e.get("method") == "POST" and e.get("path", "").endswith("/token"):
+        times.append(datetime.fromisoformat(e["t"].replace("Z", "+00:00")).timestamp())
+gaps = [b - a for a, b in zip(times, times[1:])]
+short = [round(g, 2) for g in gaps if g < 4.8]
+print(f"{len(times)} token requests, shortest gap {min(gaps):.1f} s" if gaps else f"{len(times)} token requests")
+sys.exit(1 if short or len(times) < 2 else 0)
+EOF
+) || fail "restoregate polled oidc-provider's token endpoint faster than every 5 s (or not at all): $POLLS"
+say "polling: $POLLS"
 
 # Secrets must not reach the logs: the admin password, nor oidc-provider's tokens.
 ! grep -qF "$ADMIN_PASSWORD" "$WORK/rg.log" "$WORK/op.log" || fail "the admin password appears in a server log"
