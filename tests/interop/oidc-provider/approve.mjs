@@ -16,7 +16,7 @@ const MAX_STEPS = 20;
 
 // A cookie jar good enough for one host: name -> {value, path}; sent when the path matches.
 const jar = new Map();
-function storeCookies(response, url) {
+function storeCookies(response) {
   for (const header of response.headers.getSetCookie()) {
     const [pair, ...attributes] = header.split(';').map((s) => s.trim());
     const eq = pair.indexOf('=');
@@ -33,7 +33,6 @@ function storeCookies(response, url) {
     const key = `${name};${path}`;
     if (expired || value === '') jar.delete(key); else jar.set(key, { name, value, path });
   }
-  void url;
 }
 function cookieHeader(url) {
   const { pathname } = new URL(url);
@@ -54,7 +53,7 @@ async function request(method, url, form) {
   const response = await fetch(url, {
     method, headers, body, redirect: 'manual', signal: AbortSignal.timeout(10_000),
   });
-  storeCookies(response, url);
+  storeCookies(response);
   const text = await response.text();
   console.log(`  ${method} ${new URL(url).pathname} -> ${response.status}`);
   return { status: response.status, location: response.headers.get('location'), text, url };
