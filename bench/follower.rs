@@ -175,7 +175,7 @@ async fn follower(pending: usize) -> anyhow::Result<()> {
     let wall_start = Instant::now();
     let deadline = Instant::now() + Duration::from_millis((APPROVE_WITHIN_MS + INTERVAL_MS * 6) as u64);
     loop {
-        let left = store.pending_device_authorizations().await?.len();
+        let left = store.count_pending_device_authorizations().await?;
         if left == 0 {
             break;
         }

@@ -24,6 +24,8 @@
 #   BENCH_UNLOADED=8      seconds of the supplementary one-connection runs (0: skip them)
 #   BENCH_BUILD_TIMEOUT=420  seconds allowed to `cargo build --release` (a cargo lock wait counts)
 #   BENCH_KEEP=1          keep the temporary data directory and logs
+#   BENCH_PERF=1          afterwards, profile restoregate with perf under the sandbox and the broker
+#                         loads into bench/perf-sandbox.txt and bench/perf-broker.txt (needs perf)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -225,7 +227,50 @@ if [ "$UNLOADED" -gt 0 ]; then
   bench broker-c1 "$BROKER_URL" "$BROKER_BODY" application/json "$TOKEN" "$RG_PID" 1 1 "$UNLOADED" 1 1
 fi
 kill -0 "$RG_PID" 2>/dev/null || fail "restoregate died during the bench"
-grep -E ' (ERROR|WARN) ' "$WORK/rg.log" | tail -n 5 >"$WORK/rg-warnings.txt" || true
+# wrk sends the IP address as SNI, which rustls logs once per connection: not a problem.
+sed 's/\x1b\[[0-9;]*m//g' "$WORK/rg.log" | grep -E ' (ERROR|WARN) ' | grep -v 'Illegal SNI extension' |
+  tail -n 5 >"$WORK/rg-warnings.txt" || true
+
+# ---- 4b. Optional profile (BENCH_PERF=1): after the measurements, not part of the figures -----
+ctxt_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {print n + 0}'; }
+if [ "${BENCH_PERF:-0}" = 1 ]; then
+  command -v perf >/dev/null || fail "BENCH_PERF=1 needs perf (apt-get install linux-perf)"
+  for key in sandbox broker; do
+    if [ "$key" = sandbox ]; then
+      export WRK_BODY=$SANDBOX_BODY WRK_CONTENT_TYPE=application/x-www-form-urlencoded WRK_BEARER= url=$SANDBOX_URL
+    else
+      export WRK_BODY=$BROKER_BODY WRK_CONTENT_TYPE=application/json WRK_BEARER=$TOKEN url=$BROKER_URL
+    fi
+    say "perf: profiling restoregate under the $key load (12 s)"
+    WRK_REPORT=$WORK/perf.$key.json timeout 60 wrk -t"$THREADS" -c"$CONNS" -d14s -s "$BENCH/wrk/post.lua" "$url" >"$WORK/perf.$key.wrk" 2>&1 &
+    wrk_pid=$!
+    sleep 1
+    cs0=$(ctxt_switches "$RG_PID")
+    opens0=$(awk '/^Tcp:/ {n++; if (n == 2) print $6}' /proc/net/snmp)
+    (sleep 6; ss -Htn state established "( sport = :$RG_PORT )" | wc -l >"$WORK/perf.$key.conns") &
+    timeout 60 perf record -F 499 -p "$RG_PID" -o "$WORK/perf.$key.data" -- sleep 12 >"$WORK/perf.$key.log" 2>&1 || true
+    cs1=$(ctxt_switches "$RG_PID")
+    opens1=$(awk '/^Tcp:/ {n++; if (n == 2) print $6}' /proc/net/snmp)
+    wait "$wrk_pid" || true
+    {
+      echo "# perf profile of restoregate under the $key load (wrk -t$THREADS -c$CONNS), $(date -u '+%Y-%m-%d %H:%M UTC')"
+      echo "# $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.0f req/s during the profiled run" % r["rps"])' "$WORK/perf.$key.json" 2>/dev/null || echo '? req/s')"
+      echo "# context switches of restoregate's threads during 12 s: $((cs1 - cs0))"
+      echo "# TCP connections opened on the machine during 12 s (wrk's were open before): $((opens1 - opens0))"
+      echo "# connections established to restoregate's port mid-run (wrk's $CONNS + outbound to the authority): $(cat "$WORK/perf.$key.conns" 2>/dev/null || echo '?')"
+      echo
+      echo "## by thread name"
+      perf report -i "$WORK/perf.$key.data" --no-children --sort comm --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 15
+      echo
+      echo "## by shared object"
+      perf report -i "$WORK/perf.$key.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 15
+      echo
+      echo "## top symbols"
+      perf report -i "$WORK/perf.$key.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 60
+    } >"$BENCH/perf-$key.txt"
+    say "perf: wrote bench/perf-$key.txt"
+  done
+fi
 
 # ---- 5. Report --------------------------------------------------------------------------------
 RUSTC=$(rustc --version 2>/dev/null || echo unknown)

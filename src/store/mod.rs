@@ -340,6 +340,13 @@ impl Store {
             .await
     }
 
+    pub async fn count_pending_device_authorizations(&self) -> StoreResult<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM device_authorizations WHERE state = 'pending'")
+            .fetch_one(&self.readers)
+            .await?;
+        Ok(n)
+    }
+
     /// Records a changed schedule (after `slow_down` or a transient failure). Plain pending polls
     /// are not written: on resume the next poll is put at least one interval after the restart.
     /// No-op when the authorization is no longer pending.

@@ -1,6 +1,7 @@
 //! One integration-test binary: the real server over HTTPS on loopback.
 
 mod device_code;
+mod follower;
 mod helpers;
 mod quirks;
 mod restart;
