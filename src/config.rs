@@ -17,7 +17,7 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
     /// Directory for the database, the TLS certificate, the sealing key and generated passwords
     /// [default: ./restoregate-data]
-    #[arg(long, env = "RESTOREGATE_DATA_DIR", value_name = "DIR")]
+    #[arg(long, env = "RESTOREGATE_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// Base URL of links the server hands out, such as verificationUrl
     /// [default: from the listen address, https://localhost:4443 for 0.0.0.0:4443]
@@ -41,7 +41,7 @@ pub struct ServeArgs {
     #[arg(long, env = "RESTOREGATE_AUTHORITY_CA_FILE", value_name = "FILE")]
     pub authority_ca_file: Option<PathBuf>,
     /// TOML configuration file (see restoregate.example.toml)
-    #[arg(long, env = "RESTOREGATE_CONFIG", value_name = "FILE")]
+    #[arg(long, env = "RESTOREGATE_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 }
 
@@ -117,7 +117,7 @@ impl Settings {
             session_idle_timeout_seconds: 3600,
             sandbox_poll_interval_seconds: 5,
             sandbox_code_lifetime_seconds: 900,
-            authority_polls_per_second: 20.0,
+            authority_polls_per_second: 200.0,
             outbound_timeout_ms: 10_000,
         }
     }

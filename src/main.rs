@@ -29,6 +29,9 @@ struct Cli {
 enum Command {
     /// Start the server (the default when no command is given)
     Serve,
+    /// Manage the sandbox identity provider's tenants, applications and users
+    #[command(subcommand)]
+    Sandbox(restoregate::sandbox::cli::SandboxCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +53,10 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             None | Some(Command::Serve) => serve(&cli.serve).await,
+            Some(Command::Sandbox(command)) => {
+                let settings = Settings::load(&cli.serve)?;
+                restoregate::sandbox::cli::run(&settings.data_dir, command).await
+            }
         }
     });
     match result {

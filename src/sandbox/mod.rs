@@ -2,11 +2,13 @@
 //! uses, so that the whole device-code flow runs on one machine. Nothing outside this module
 //! imports its internals; restoregate reaches it over HTTPS like any authority.
 
+pub mod cli;
 pub mod codes;
 pub mod db;
 pub mod keys;
 pub mod oauth;
 pub mod page;
+pub mod registry;
 
 use crate::clock::{Millis, SharedClock};
 use axum::routing::{get, post};
@@ -90,87 +92,23 @@ impl Sandbox {
 
     /// A tenant by domain name or GUID.
     pub async fn tenant(&self, name_or_id: &str) -> Option<Tenant> {
-        let key = name_or_id.trim().to_ascii_lowercase();
-        sqlx::query_as("SELECT id, name FROM tenants WHERE name = $1 OR id = $1")
-            .bind(key)
-            .fetch_optional(&self.db)
-            .await
-            .ok()
-            .flatten()
-    }
-
-    async fn tenant_by_id(&self, id: &str) -> Option<Tenant> {
-        self.tenant(id).await
+        registry::tenant(&self.db, name_or_id).await.ok().flatten()
     }
 
     pub async fn application(&self, tenant_id: &str, client_id: &str) -> Option<Application> {
-        sqlx::query_as("SELECT client_id, name, public_client FROM applications WHERE tenant_id = $1 AND client_id = $2")
-            .bind(tenant_id)
-            .bind(client_id.to_ascii_lowercase())
-            .fetch_optional(&self.db)
-            .await
-            .ok()
-            .flatten()
+        registry::application(&self.db, tenant_id, client_id).await.ok().flatten()
     }
 
     /// Registers a tenant with an application (public client flows allowed) and its `admin@`
-    /// user, as restoregate does when an organization is added. Existing entries are kept.
+    /// user, as restoregate does when an organization is added. An existing user keeps its
+    /// password; an existing application is switched to allow public client flows.
     pub async fn register(&self, tenant: &str, client_id: &str) -> anyhow::Result<()> {
-        let tenant_id = self.add_tenant(tenant).await?;
-        self.add_application(&tenant_id, client_id, &format!("restoregate ({tenant})"), true).await?;
+        let tenant_id = registry::add_tenant(&self.db, tenant).await?;
+        registry::add_application(&self.db, &tenant_id, client_id, &format!("restoregate ({tenant})"), true).await?;
         let username = format!("admin@{}", tenant.to_ascii_lowercase());
-        let exists: Option<(String,)> = sqlx::query_as("SELECT username FROM users WHERE tenant_id = $1 AND username = $2")
-            .bind(&tenant_id)
-            .bind(&username)
-            .fetch_optional(&self.db)
-            .await?;
-        if exists.is_none() {
-            self.add_user(&tenant_id, &username, &self.default_password.clone()).await?;
+        if !registry::user_exists(&self.db, &tenant_id, &username).await? {
+            registry::add_user(&self.db, &tenant_id, &username, &self.default_password).await?;
         }
-        Ok(())
-    }
-
-    /// Adds a tenant (or finds it); its id.
-    pub async fn add_tenant(&self, name: &str) -> anyhow::Result<String> {
-        let name = name.trim().to_ascii_lowercase();
-        if let Some(t) = self.tenant(&name).await {
-            return Ok(t.id);
-        }
-        let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query("INSERT INTO tenants (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(&id)
-            .bind(&name)
-            .execute(&self.db)
-            .await?;
-        Ok(self.tenant(&name).await.map(|t| t.id).unwrap_or(id))
-    }
-
-    pub async fn add_application(&self, tenant_id: &str, client_id: &str, name: &str, public_client: bool) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO applications (tenant_id, client_id, name, public_client) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant_id, client_id) DO UPDATE SET public_client = excluded.public_client",
-        )
-        .bind(tenant_id)
-        .bind(client_id.to_ascii_lowercase())
-        .bind(name)
-        .bind(public_client)
-        .execute(&self.db)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn add_user(&self, tenant_id: &str, username: &str, password: &str) -> anyhow::Result<()> {
-        let password = password.to_string();
-        let hash = tokio::task::spawn_blocking(move || crate::crypto::hash_password(&password)).await??;
-        sqlx::query(
-            "INSERT INTO users (tenant_id, username, password_hash) VALUES ($1, $2, $3)
-             ON CONFLICT (tenant_id, username) DO UPDATE SET password_hash = excluded.password_hash",
-        )
-        .bind(tenant_id)
-        .bind(username)
-        .bind(hash)
-        .execute(&self.db)
-        .await?;
         Ok(())
     }
 

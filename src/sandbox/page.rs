@@ -210,7 +210,7 @@ pub async fn enter_code(
         None => "That is not a code: codes have 8 letters, like BCDF-GHJK.",
         Some(canonical) => match lookup(&sb, &canonical).await {
             Lookup::Found(code) => {
-                let tenant = sb.tenant_by_id(&code.tenant_id).await.map(|t| t.name).unwrap_or_default();
+                let tenant = sb.tenant(&code.tenant_id).await.map(|t| t.name).unwrap_or_default();
                 let app = sb.application(&code.tenant_id, &code.client_id).await.map(|a| a.name).unwrap_or_default();
                 return html(StatusCode::OK, None, "Sign in", &signin_form(&csrf, &code, &tenant, &app, None));
             }
@@ -235,7 +235,7 @@ pub async fn confirm(State(sb): State<Arc<Sandbox>>, headers: HeaderMap, body: B
         Lookup::Found(code) => code,
         Lookup::Problem(p) => return html(StatusCode::BAD_REQUEST, None, "Enter code", &code_form(&csrf, Some(p), "")),
     };
-    let tenant = sb.tenant_by_id(&code.tenant_id).await.map(|t| t.name).unwrap_or_default();
+    let tenant = sb.tenant(&code.tenant_id).await.map(|t| t.name).unwrap_or_default();
     let app = sb.application(&code.tenant_id, &code.client_id).await.map(|a| a.name).unwrap_or_default();
     if f.get("decision").map(String::as_str) == Some("deny") {
         let _ = sqlx::query("UPDATE device_codes SET status = 'denied' WHERE device_code_hash = $1 AND status = 'pending'")

@@ -42,8 +42,13 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(settings: Settings) -> TestApp {
+    spawn_with_clock(settings, std::sync::Arc::new(restoregate::clock::SystemClock)).await
+}
+
+/// A server whose time is `clock` (a `ManualClock` to drive expiry without waiting).
+pub async fn spawn_with_clock(settings: Settings, clock: restoregate::clock::SharedClock) -> TestApp {
     let data_dir = settings.data_dir.clone();
-    let app = Application::build(settings).await.expect("the server starts");
+    let app = Application::build_with_clock(settings, clock).await.expect("the server starts");
     let addr = app.local_addr();
     let handle = app.handle();
     let task = tokio::spawn(app.run_until_stopped());
@@ -158,8 +163,8 @@ impl TestApp {
 
 /// A person at the verification page: a browser session with its cookie.
 pub struct Browser<'a> {
-    app: &'a TestApp,
-    cookie: String,
+    pub app: &'a TestApp,
+    pub cookie: String,
     pub csrf: String,
 }
 

@@ -5,6 +5,7 @@ mod follower;
 mod helpers;
 mod quirks;
 mod restart;
+mod sandbox;
 mod sessions;
 mod tokens;
 mod walkthrough;
