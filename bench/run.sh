@@ -66,7 +66,7 @@ cleanup() {
   done
   if [ "$rc" -ne 0 ]; then
     echo "---- restoregate log (last 40 lines) ----" >&2
-    tail -n 40 "$WORK/rg.log" >&2 2>/dev/null || true
+    grep -v 'Illegal SNI extension' "$WORK/rg.log" 2>/dev/null | tail -n 40 >&2 || true
     echo "---- oidc-provider log (last 20 lines) ----" >&2
     tail -n 20 "$WORK/op.log" >&2 2>/dev/null || true
   fi
@@ -260,13 +260,13 @@ if [ "${BENCH_PERF:-0}" = 1 ]; then
       echo "# connections established to restoregate's port mid-run (wrk's $CONNS + outbound to the authority): $(cat "$WORK/perf.$key.conns" 2>/dev/null || echo '?')"
       echo
       echo "## by thread name"
-      perf report -i "$WORK/perf.$key.data" --no-children --sort comm --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 15
+      perf report -i "$WORK/perf.$key.data" --no-children --sort comm --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 15 || true
       echo
       echo "## by shared object"
-      perf report -i "$WORK/perf.$key.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 15
+      perf report -i "$WORK/perf.$key.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 15 || true
       echo
       echo "## top symbols"
-      perf report -i "$WORK/perf.$key.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 60
+      perf report -i "$WORK/perf.$key.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 60 || true
     } >"$BENCH/perf-$key.txt"
     say "perf: wrote bench/perf-$key.txt"
   done

@@ -191,6 +191,7 @@ impl Application {
         // deadline, bodies are bounded, and requests are traced.
         let router = router
             .merge(api::router(state))
+            .merge(api::openapi::router())
             .fallback(api::not_found)
             .layer(DefaultBodyLimit::max(api::decode::MAX_BODY_BYTES))
             .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(60)))

@@ -10,7 +10,8 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use super::dto::{ExceptionInfo, OAuthError, TokenRequest, TokenResponse};
+use serde_json::Value;
 use std::sync::Arc;
 
 pub const ACCESS_TOKEN_SECONDS: i64 = 3600;
@@ -61,10 +62,19 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 
 /// An OAuth-style error from the token endpoint (RFC 6749 section 5.2), with `message` too.
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (status, Json(json!({ "error": error, "error_description": description, "message": description }))).into_response()
+    let body = OAuthError { error: error.into(), error_description: description.into(), message: description.into() };
+    (status, Json(body)).into_response()
 }
 
-/// `POST /v5/Token`: form-encoded or JSON fields.
+/// Get a bearer token (password or refresh_token grant). Form-encoded or JSON fields; unknown
+/// fields are ignored.
+#[utoipa::path(post, path = "/v5/Token", tag = "Token",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The tokens", body = TokenResponse),
+        (status = 400, description = "OAuth error: invalid_request, invalid_grant or unsupported_grant_type", body = OAuthError),
+        (status = 413, description = "Body too large", body = ExceptionInfo),
+    ))]
 pub async fn token(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let is_json = request
         .headers()
@@ -97,6 +107,18 @@ pub async fn token(State(state): State<Arc<AppState>>, request: Request) -> Resp
     }
 }
 
+/// Get a bearer token (v8 path; the same operation as `/v5/Token`).
+#[utoipa::path(post, path = "/v8/token", tag = "v8",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The tokens", body = TokenResponse),
+        (status = 400, description = "OAuth error: invalid_request, invalid_grant or unsupported_grant_type", body = OAuthError),
+        (status = 413, description = "Body too large", body = ExceptionInfo),
+    ))]
+pub async fn token_v8(state: State<Arc<AppState>>, request: Request) -> Response {
+    token(state, request).await
+}
+
 enum TokenError {
     OAuth(&'static str, String),
     Api(ApiError),
@@ -108,7 +130,7 @@ impl<E: Into<ApiError>> From<E> for TokenError {
     }
 }
 
-async fn grant(state: &AppState, fields: &std::collections::HashMap<String, String>) -> Result<Value, TokenError> {
+async fn grant(state: &AppState, fields: &std::collections::HashMap<String, String>) -> Result<TokenResponse, TokenError> {
     let field = |name: &str| fields.get(name).map(|s| s.as_str()).filter(|s| !s.is_empty());
     let user = match field("grant_type") {
         Some(g) if g.eq_ignore_ascii_case("password") => {
@@ -158,13 +180,13 @@ async fn grant(state: &AppState, fields: &std::collections::HashMap<String, Stri
         .store
         .insert_token(&sha256_hex(&refresh), TokenKind::Refresh, &user.id, now + REFRESH_TOKEN_SECONDS * 1000)
         .await?;
-    Ok(json!({
-        "access_token": access,
-        "refresh_token": refresh,
-        "token_type": "bearer",
-        "expires_in": ACCESS_TOKEN_SECONDS,
-        "userName": user.name,
-        ".issued": iso(now),
-        ".expires": iso(expires),
-    }))
+    Ok(TokenResponse {
+        access_token: access,
+        refresh_token: refresh,
+        token_type: "bearer".into(),
+        expires_in: ACCESS_TOKEN_SECONDS,
+        user_name: user.name,
+        issued: iso(now),
+        expires: iso(expires),
+    })
 }

@@ -17,7 +17,7 @@ use crate::store::{DeviceAuthorizationRow, NewEvent};
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use super::dto::{self, DeviceCodeCheckResponse, DeviceCodeResponse, ExceptionInfo};
 use std::sync::Arc;
 
 #[derive(Debug, Deserialize, Default)]
@@ -70,12 +70,29 @@ pub fn resolve(body: &DeviceCodeRequest, org_tenant: &str, org_region: &str, org
     Ok(Target { tenant, region, application_id })
 }
 
+/// Get a device code for a restore into an organization added with modern app-only
+/// authentication. The server keeps the device code, follows the sign-in, and records the outcome
+/// as an event of the session.
+#[utoipa::path(post, path = "/v5/RestoreSessions/{restoreSessionId}/organization/restoreDeviceCode", tag = "RestoreSession",
+    security(("Bearer" = [])),
+    params(("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id")),
+    request_body = dto::DeviceCodeRequest,
+    responses(
+        (status = 200, description = "The code to enter at the verification page", body = DeviceCodeResponse),
+        (status = 400, description = "Not a GUID; targetOrganizationName without targetRegion or the reverse; unknown region", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+        (status = 404, description = "Unknown session, or another user's", body = ExceptionInfo),
+        (status = 409, description = "The session has stopped", body = ExceptionInfo),
+        (status = 413, description = "Body too large", body = ExceptionInfo),
+        (status = 502, description = "The identity authority refused (its AADSTS code in the message)", body = ExceptionInfo),
+        (status = 504, description = "The identity authority is unreachable or too slow", body = ExceptionInfo),
+    ))]
 pub async fn restore_device_code(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
     Tolerant(body): Tolerant<DeviceCodeRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DeviceCodeResponse>> {
     let session = visible_session(&state, &caller, &id).await?;
     if session.state != "Working" {
         return Err(ApiError::Conflict(format!(
@@ -146,12 +163,12 @@ pub async fn restore_device_code(
             grant.verification_uri, grant.user_code
         )
     });
-    Ok(Json(json!({
-        "userCode": grant.user_code,
-        "verificationUrl": grant.verification_uri,
-        "expiresIn": grant.expires_in,
-        "message": message,
-    })))
+    Ok(Json(DeviceCodeResponse {
+        user_code: grant.user_code,
+        verification_url: grant.verification_uri,
+        expires_in: grant.expires_in.min(i64::MAX as u64) as i64,
+        message,
+    }))
 }
 
 fn upstream(e: AuthorityError) -> ApiError {
@@ -170,8 +187,18 @@ pub struct CheckRequest {
     pub usercode: Option<String>,
 }
 
-/// `POST /v5/DeviceCode/check`: has someone signed in with this code (one the caller requested)?
-pub async fn check(State(state): State<Arc<AppState>>, caller: Caller, Tolerant(body): Tolerant<CheckRequest>) -> ApiResult<Json<Value>> {
+/// Has someone signed in with this code? Only for codes the caller requested (all for an
+/// administrator).
+#[utoipa::path(post, path = "/v5/DeviceCode/check", tag = "DeviceCode", security(("Bearer" = [])),
+    request_body = dto::CheckDeviceCode,
+    responses(
+        (status = 200, description = "Whether the sign-in happened", body = DeviceCodeCheckResponse),
+        (status = 400, description = "No userCode", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+        (status = 404, description = "No such code requested by the caller", body = ExceptionInfo),
+        (status = 413, description = "Body too large", body = ExceptionInfo),
+    ))]
+pub async fn check(State(state): State<Arc<AppState>>, caller: Caller, Tolerant(body): Tolerant<CheckRequest>) -> ApiResult<Json<DeviceCodeCheckResponse>> {
     let code = body
         .usercode
         .map(|c| c.trim().to_string())
@@ -181,5 +208,19 @@ pub async fn check(State(state): State<Arc<AppState>>, caller: Caller, Tolerant(
     if states.is_empty() {
         return Err(ApiError::NotFound(format!("No device code '{}' was requested by you", code.chars().take(32).collect::<String>())));
     }
-    Ok(Json(json!({ "authenticated": states.iter().any(|s| s == "signed_in") })))
+    Ok(Json(DeviceCodeCheckResponse { authenticated: states.iter().any(|s| s == "signed_in") }))
+}
+
+/// Has someone signed in with this code? (v8 path; the same operation as `/v5/DeviceCode/check`.)
+#[utoipa::path(post, path = "/v8/DeviceCode/check", tag = "v8", security(("Bearer" = [])),
+    request_body = dto::CheckDeviceCode,
+    responses(
+        (status = 200, description = "Whether the sign-in happened", body = DeviceCodeCheckResponse),
+        (status = 400, description = "No userCode", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+        (status = 404, description = "No such code requested by the caller", body = ExceptionInfo),
+        (status = 413, description = "Body too large", body = ExceptionInfo),
+    ))]
+pub async fn check_v8(state: State<Arc<AppState>>, caller: Caller, body: Tolerant<CheckRequest>) -> ApiResult<Json<DeviceCodeCheckResponse>> {
+    check(state, caller, body).await
 }

@@ -3,7 +3,9 @@
 pub mod auth;
 pub mod decode;
 pub mod device_code;
+pub mod dto;
 pub mod error;
+pub mod openapi;
 pub mod organizations;
 pub mod restore_sessions;
 
@@ -19,7 +21,6 @@ use axum::http::{Method, Uri};
 use axum::routing::{get, post};
 use axum::Router;
 use error::{ApiError, ApiResult};
-use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use url::Url;
@@ -82,11 +83,29 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(device_code::restore_device_code),
         )
         .route("/v5/devicecode/check", post(device_code::check))
-        .route("/health", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        // The later versions' shapes of the same operations.
+        .route("/v8/token", post(auth::token_v8))
+        .route("/v8/organizations/{id}/explore", post(restore_sessions::explore_v8))
+        .route("/v8/restoresessions", get(restore_sessions::list))
+        .route("/v8/restoresessions/{id}", get(restore_sessions::get))
+        .route("/v8/restoresessions/{id}/stop", post(restore_sessions::stop_v8))
+        .route("/v8/restoresessions/{id}/events", get(restore_sessions::events))
+        .route(
+            "/v8/restoresessions/{id}/organization/restoredevicecode",
+            post(device_code::restore_device_code),
+        )
+        .route("/v8/devicecode/check", post(device_code::check_v8))
+        .route("/health", get(health))
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             ApiError::MethodNotAllowed(format!("{} {} is not supported", method, uri.path()))
         })
         .with_state(state)
+}
+
+/// For load balancers: answers while the server serves.
+#[utoipa::path(get, path = "/health", tag = "Health", responses((status = 200, description = "Serving", body = dto::Health)))]
+pub async fn health() -> axum::Json<dto::Health> {
+    axum::Json(dto::Health { status: "ok".into() })
 }
 
 /// 404 in the API's error shape for any path no router knows.
@@ -94,10 +113,15 @@ pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("There is no resource at {}", uri.path()))
 }
 
-/// Lowercases the path and drops a trailing slash; the query is left as it is.
+/// Lowercases the path and drops a trailing slash, for the API's and the sandbox's paths (the
+/// Swagger UI's are served as they are); the query is left as it is.
 pub fn normalize_path<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
     let uri = request.uri();
     let path = uri.path();
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("").to_ascii_lowercase();
+    if !matches!(first.as_str(), "v5" | "v8" | "sandbox" | "health") {
+        return request;
+    }
     let mut normalized = path.to_ascii_lowercase();
     while normalized.len() > 1 && normalized.ends_with('/') {
         normalized.pop();
@@ -145,7 +169,25 @@ pub fn page(query: Option<&str>) -> ApiResult<(i64, i64)> {
     Ok((offset, limit))
 }
 
-/// HAL links: `{"self": {"href": …}, …}`.
-pub fn links(items: &[(&str, String)]) -> Value {
-    Value::Object(items.iter().map(|(k, v)| (k.to_string(), json!({ "href": v }))).collect())
+/// The API version a request came in on, for the links it answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V5,
+    V8,
+}
+
+impl Version {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Version::V5 => "/v5",
+            Version::V8 => "/v8",
+        }
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Version {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(if parts.uri.path().starts_with("/v8/") { Version::V8 } else { Version::V5 })
+    }
 }

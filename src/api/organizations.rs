@@ -4,7 +4,8 @@
 use super::auth::Caller;
 use super::decode::{lenient_bool, lenient_string, Tolerant};
 use super::error::{ApiError, ApiResult};
-use super::{links, path_guid, AppState};
+use super::dto::{self, links, AddOrganizationRequest, ExceptionInfo, Organization};
+use super::{path_guid, AppState, Version};
 use crate::domain::organization::TenantName;
 use crate::domain::region::Region;
 use crate::domain::parse_guid;
@@ -15,7 +16,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use base64::Engine;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::Arc;
 
 pub const SECRETS_PURPOSE: &str = "organization_secrets";
@@ -126,17 +127,32 @@ fn validate(body: &AddOrganization) -> ApiResult<Validated> {
     Ok(Validated { tenant, application_id, region })
 }
 
-fn public_settings(s: &ConnectionSettings, tenant: &TenantName) -> Value {
-    json!({
-        "useApplicationOnlyAuth": true,
-        "officeOrganizationName": tenant.as_str(),
-        "applicationId": s.applicationid.as_deref().and_then(parse_guid).map(|g| g.to_string()),
-        "applicationCertificateThumbprint": s.applicationcertificatethumbprint,
-    })
+fn public_settings(s: &ConnectionSettings, tenant: &TenantName) -> dto::ConnectionSettings {
+    dto::ConnectionSettings {
+        use_application_only_auth: true,
+        office_organization_name: tenant.to_string(),
+        application_id: s.applicationid.as_deref().and_then(parse_guid).map(|g| g.to_string()),
+        application_certificate_thumbprint: s.applicationcertificatethumbprint.clone(),
+    }
 }
 
-/// `POST /v5/Organizations`
-pub async fn add(State(state): State<Arc<AppState>>, _caller: Caller, Tolerant(body): Tolerant<AddOrganization>) -> ApiResult<impl IntoResponse> {
+/// Add an organization with modern app-only authentication. Certificates and passwords are
+/// stored sealed and never returned.
+#[utoipa::path(post, path = "/v5/Organizations", tag = "Organization", security(("Bearer" = [])),
+    request_body = AddOrganizationRequest,
+    responses(
+        (status = 201, description = "The organization", body = Organization),
+        (status = 400, description = "Invalid settings", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+        (status = 409, description = "Already added", body = ExceptionInfo),
+        (status = 413, description = "Body too large", body = ExceptionInfo),
+    ))]
+pub async fn add(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    version: Version,
+    Tolerant(body): Tolerant<AddOrganization>,
+) -> ApiResult<impl IntoResponse> {
     let v = validate(&body)?;
     if state.store.organizations().await?.iter().any(|o| o.tenant == v.tenant.as_str()) {
         return Err(ApiError::Conflict(format!("Organization {} has already been added", v.tenant)));
@@ -144,20 +160,22 @@ pub async fn add(State(state): State<Arc<AppState>>, _caller: Caller, Tolerant(b
     let id = uuid::Uuid::new_v4();
     let exchange = body.exchangeonlinesettings.as_ref();
     let sharepoint = body.sharepointonlinesettings.as_ref();
-    let public = json!({
-        "type": "Office365",
-        "region": v.region.as_str(),
-        "name": v.tenant.as_str(),
-        "officeName": v.tenant.as_str(),
-        "description": body.description,
-        "isExchangeOnline": body.isexchangeonline.unwrap_or(exchange.is_some()),
-        "isSharePointOnline": body.issharepointonline.unwrap_or(sharepoint.is_some()),
-        "isTeamsOnline": body.isteamsonline.unwrap_or(false),
-        "isTeamsChatsOnline": body.isteamschatsonline.unwrap_or(false),
-        "exchangeOnlineSettings": exchange.map(|s| public_settings(s, &v.tenant)),
-        "sharePointOnlineSettings": sharepoint.map(|s| public_settings(s, &v.tenant)),
-        "isBackedup": false,
-    });
+    let public = Organization {
+        id: id.to_string(),
+        name: v.tenant.to_string(),
+        office_name: v.tenant.to_string(),
+        description: body.description.clone(),
+        organization_type: dto::OrganizationType::Office365,
+        region: dto::wire_enum(v.region.as_str())?,
+        is_exchange_online: body.isexchangeonline.unwrap_or(exchange.is_some()),
+        is_share_point_online: body.issharepointonline.unwrap_or(sharepoint.is_some()),
+        is_teams_online: body.isteamsonline.unwrap_or(false),
+        is_teams_chats_online: body.isteamschatsonline.unwrap_or(false),
+        exchange_online_settings: exchange.map(|s| public_settings(s, &v.tenant)),
+        share_point_online_settings: sharepoint.map(|s| public_settings(s, &v.tenant)),
+        is_backedup: false,
+        links: Default::default(),
+    };
     let secrets = json!({
         "exchange": exchange.map(|s| json!({"certificate": s.applicationcertificate, "password": s.applicationcertificatepassword})),
         "sharepoint": sharepoint.map(|s| json!({"certificate": s.applicationcertificate, "password": s.applicationcertificatepassword})),
@@ -168,39 +186,60 @@ pub async fn add(State(state): State<Arc<AppState>>, _caller: Caller, Tolerant(b
         region: v.region.as_str().to_string(),
         tenant: v.tenant.to_string(),
         application_id: v.application_id.to_string(),
-        public_json: public.to_string(),
+        public_json: serde_json::to_string(&public).map_err(|e| ApiError::Internal(e.into()))?,
         secrets_sealed: state.sealer.seal(SECRETS_PURPOSE, secrets.to_string().as_bytes()),
         created_at: state.clock.now(),
     };
     state.store.insert_organization(&row).await?;
     state.hooks.organization_added(v.region, &v.tenant, &v.application_id).await;
-    Ok((StatusCode::CREATED, Json(render(&row))))
+    Ok((StatusCode::CREATED, Json(render(&row, version)?)))
 }
 
-pub fn render(row: &OrganizationRow) -> Value {
-    let mut v: Value = serde_json::from_str(&row.public_json).unwrap_or_else(|_| json!({}));
-    if let Value::Object(map) = &mut v {
-        map.insert("id".into(), json!(row.id));
-        map.insert("_links".into(), links(&[("self", format!("/v5/Organizations/{}", row.id))]));
-    }
-    v
+pub fn render(row: &OrganizationRow, version: Version) -> ApiResult<Organization> {
+    let mut o: Organization = serde_json::from_str(&row.public_json).map_err(|e| ApiError::Internal(e.into()))?;
+    o.links = links(&[("self", format!("{}/Organizations/{}", version.prefix(), row.id))]);
+    Ok(o)
 }
 
-/// `GET /v5/Organizations`: a bare JSON array in v5.
-pub async fn list(State(state): State<Arc<AppState>>, _caller: Caller) -> ApiResult<Json<Vec<Value>>> {
-    Ok(Json(state.store.organizations().await?.iter().map(render).collect()))
+/// List organizations: a bare JSON array in v5.
+#[utoipa::path(get, path = "/v5/Organizations", tag = "Organization", security(("Bearer" = [])),
+    responses(
+        (status = 200, description = "Every organization", body = [Organization]),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+    ))]
+pub async fn list(State(state): State<Arc<AppState>>, _caller: Caller, version: Version) -> ApiResult<Json<Vec<Organization>>> {
+    let rows = state.store.organizations().await?;
+    Ok(Json(rows.iter().map(|r| render(r, version)).collect::<ApiResult<_>>()?))
 }
 
-pub async fn get(State(state): State<Arc<AppState>>, _caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/v5/Organizations/{organizationId}", tag = "Organization", security(("Bearer" = [])),
+    params(("organizationId" = String, Path, format = Uuid, description = "Organization id")),
+    responses(
+        (status = 200, description = "The organization", body = Organization),
+        (status = 400, description = "Not a GUID", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+        (status = 404, description = "Unknown organization", body = ExceptionInfo),
+    ))]
+pub async fn get(State(state): State<Arc<AppState>>, _caller: Caller, version: Version, Path(id): Path<String>) -> ApiResult<Json<Organization>> {
     let id = path_guid("organizationId", &id)?;
     let row = state
         .store
         .organization(&id.to_string())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("Organization {id} was not found")))?;
-    Ok(Json(render(&row)))
+    Ok(Json(render(&row, version)?))
 }
 
+/// Remove an organization (administrators only). Its restore sessions stay.
+#[utoipa::path(delete, path = "/v5/Organizations/{organizationId}", tag = "Organization", security(("Bearer" = [])),
+    params(("organizationId" = String, Path, format = Uuid, description = "Organization id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "Not a GUID", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+        (status = 403, description = "Not an administrator", body = ExceptionInfo),
+        (status = 404, description = "Unknown organization", body = ExceptionInfo),
+    ))]
 pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let id = path_guid("organizationId", &id)?;
     if !caller.0.is_admin {

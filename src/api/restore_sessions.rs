@@ -3,7 +3,8 @@
 use super::auth::Caller;
 use super::decode::{self, lenient_bool, lenient_date, lenient_string, Tolerant};
 use super::error::{ApiError, ApiResult};
-use super::{links, page, path_guid, AppState};
+use super::dto::{self, links, ExceptionInfo, Page, RestoreSession, RestoreSessionEvent};
+use super::{page, path_guid, AppState, Version};
 use crate::clock::iso;
 use crate::domain::session::{duration_hms, EventStatus, SessionType};
 use crate::store::{NewEvent, SessionRow};
@@ -13,7 +14,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::sync::Arc;
 
 #[derive(Debug, Deserialize, Default)]
@@ -35,19 +35,61 @@ pub struct ExploreOptions {
     pub showallversions: Option<bool>,
 }
 
-/// `POST /v5/Organizations/{id}/Action` with `{"explore": {…}}`: 201 with the new session.
+/// Start a restore session: `{"explore": {"datetime", "type", "showDeleted", "showAllVersions"}}`.
+#[utoipa::path(post, path = "/v5/Organizations/{organizationId}/Action", tag = "Organization", security(("Bearer" = [])),
+    params(("organizationId" = String, Path, format = Uuid, description = "Organization id")),
+    request_body = dto::OrganizationAction,
+    responses(
+        (status = 201, description = "The new restore session", body = RestoreSession),
+        (status = 400, description = "Invalid options", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+        (status = 404, description = "Unknown organization", body = ExceptionInfo),
+        (status = 413, description = "Body too large", body = ExceptionInfo),
+    ))]
 pub async fn explore(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    version: Version,
     Path(id): Path<String>,
     Tolerant(body): Tolerant<OrganizationAction>,
 ) -> ApiResult<impl IntoResponse> {
-    let org_id = path_guid("organizationId", &id)?;
     let Some(options) = body.explore else {
         return Err(ApiError::BadRequest(
             "The body must name an action: {\"explore\": {\"datetime\": \"…\", \"type\": \"vex\"}}".into(),
         ));
     };
+    start_session(&state, &caller, version, &id, options).await
+}
+
+/// Start a restore session (v8: the options are the body).
+#[utoipa::path(post, path = "/v8/Organizations/{organizationId}/explore", tag = "v8", security(("Bearer" = [])),
+    params(("organizationId" = String, Path, format = Uuid, description = "Organization id")),
+    request_body = dto::ExploreOptions,
+    responses(
+        (status = 201, description = "The new restore session", body = RestoreSession),
+        (status = 400, description = "Invalid options", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+        (status = 404, description = "Unknown organization", body = ExceptionInfo),
+        (status = 413, description = "Body too large", body = ExceptionInfo),
+    ))]
+pub async fn explore_v8(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    version: Version,
+    Path(id): Path<String>,
+    Tolerant(options): Tolerant<ExploreOptions>,
+) -> ApiResult<impl IntoResponse> {
+    start_session(&state, &caller, version, &id, options).await
+}
+
+async fn start_session(
+    state: &AppState,
+    caller: &Caller,
+    version: Version,
+    raw_org_id: &str,
+    options: ExploreOptions,
+) -> ApiResult<(StatusCode, Json<RestoreSession>)> {
+    let org_id = path_guid("organizationId", raw_org_id)?;
     let org = state
         .store
         .organization(&org_id.to_string())
@@ -87,25 +129,25 @@ pub async fn explore(
         end_time: Some(now),
     };
     state.store.insert_session(&row, &event).await?;
-    Ok((StatusCode::CREATED, Json(render(&row))))
+    Ok((StatusCode::CREATED, Json(render(&row, version)?)))
 }
 
-pub fn render(s: &SessionRow) -> Value {
-    let base = format!("/v5/RestoreSessions/{}", s.id);
-    json!({
-        "id": s.id,
-        "name": s.name,
-        "organization": s.organization_name,
-        "type": s.session_type,
-        "creationTime": iso(s.creation_time),
-        "endTime": s.end_time.map(iso),
-        "state": s.state,
-        "result": s.result,
-        "initiatedBy": s.initiated_by,
-        "details": s.details,
-        "_links": links(&[
+pub fn render(s: &SessionRow, version: Version) -> ApiResult<RestoreSession> {
+    let base = format!("{}/RestoreSessions/{}", version.prefix(), s.id);
+    Ok(RestoreSession {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        organization: s.organization_name.clone(),
+        session_type: dto::wire_enum(&s.session_type)?,
+        creation_time: iso(s.creation_time),
+        end_time: s.end_time.map(iso),
+        state: dto::wire_enum(&s.state)?,
+        result: dto::wire_enum(&s.result)?,
+        initiated_by: s.initiated_by.clone(),
+        details: s.details.clone(),
+        links: links(&[
             ("self", base.clone()),
-            ("organization", format!("/v5/Organizations/{}", s.organization_id)),
+            ("organization", format!("{}/Organizations/{}", version.prefix(), s.organization_id)),
             ("events", format!("{base}/Events")),
         ]),
     })
@@ -120,25 +162,48 @@ pub async fn visible_session(state: &AppState, caller: &Caller, raw_id: &str) ->
     }
 }
 
-pub async fn list(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
+/// List restore sessions the caller may see, oldest first.
+#[utoipa::path(get, path = "/v5/RestoreSessions", tag = "RestoreSession", security(("Bearer" = [])),
+    params(
+        ("offset" = Option<i64>, Query, minimum = 0, description = "Sessions to skip"),
+        ("limit" = Option<i64>, Query, minimum = 0, maximum = 10000, description = "Page size, 30 by default"),
+    ),
+    responses(
+        (status = 200, description = "A page of sessions", body = Page<RestoreSession>),
+        (status = 400, description = "Bad offset or limit", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+    ))]
+pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, version: Version, RawQuery(query): RawQuery) -> ApiResult<Json<Page<RestoreSession>>> {
     let (offset, limit) = page(query.as_deref())?;
     let rows = state.store.sessions(caller.owner_filter(), offset, limit).await?;
-    Ok(Json(json!({
-        "offset": offset,
-        "limit": limit,
-        "results": rows.iter().map(render).collect::<Vec<_>>(),
-    })))
+    let results = rows.iter().map(|r| render(r, version)).collect::<ApiResult<_>>()?;
+    Ok(Json(Page { offset, limit, results }))
 }
 
-pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(render(&visible_session(&state, &caller, &id).await?)))
+#[utoipa::path(get, path = "/v5/RestoreSessions/{restoreSessionId}", tag = "RestoreSession", security(("Bearer" = [])),
+    params(("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id")),
+    responses(
+        (status = 200, description = "The session", body = RestoreSession),
+        (status = 400, description = "Not a GUID", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+        (status = 404, description = "Unknown session, or another user's", body = ExceptionInfo),
+    ))]
+pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, version: Version, Path(id): Path<String>) -> ApiResult<Json<RestoreSession>> {
+    Ok(Json(render(&visible_session(&state, &caller, &id).await?, version)?))
 }
 
-/// `POST /v5/RestoreSessions/{id}/Action` with `{"stop": null}`: 200 with an empty body.
+/// Stop a restore session: `{"stop": null}`. Answers 200 with an empty body.
+#[utoipa::path(post, path = "/v5/RestoreSessions/{restoreSessionId}/Action", tag = "RestoreSession", security(("Bearer" = [])),
+    params(("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id")),
+    request_body = dto::RestoreSessionAction,
+    responses(
+        (status = 200, description = "Stopped (empty body)"),
+        (status = 400, description = "Not a GUID, or no action", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+        (status = 404, description = "Unknown session, or another user's", body = ExceptionInfo),
+        (status = 409, description = "Already stopped", body = ExceptionInfo),
+        (status = 413, description = "Body too large", body = ExceptionInfo),
+    ))]
 pub async fn action(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -151,6 +216,27 @@ pub async fn action(
     if !is_stop {
         return Err(ApiError::BadRequest("The body must name an action: {\"stop\": null}".into()));
     }
+    stop(&state, &caller, &session).await?;
+    Ok(StatusCode::OK)
+}
+
+/// Stop a restore session (v8). Answers 204.
+#[utoipa::path(post, path = "/v8/RestoreSessions/{restoreSessionId}/Stop", tag = "v8", security(("Bearer" = [])),
+    params(("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id")),
+    responses(
+        (status = 204, description = "Stopped"),
+        (status = 400, description = "Not a GUID", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+        (status = 404, description = "Unknown session, or another user's", body = ExceptionInfo),
+        (status = 409, description = "Already stopped", body = ExceptionInfo),
+    ))]
+pub async fn stop_v8(State(state): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let session = visible_session(&state, &caller, &id).await?;
+    stop(&state, &caller, &session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn stop(state: &AppState, caller: &Caller, session: &SessionRow) -> ApiResult<()> {
     let now = state.clock.now();
     let event = NewEvent {
         status: EventStatus::Success,
@@ -161,37 +247,50 @@ pub async fn action(
     };
     if state.store.stop_session(&session.id, now, &event).await? {
         state.follower.cancel_session(&session.id);
-        Ok(StatusCode::OK)
+        Ok(())
     } else {
         Err(ApiError::Conflict(format!("Restore session {} has already stopped", session.id)))
     }
 }
 
+#[utoipa::path(get, path = "/v5/RestoreSessions/{restoreSessionId}/Events", tag = "RestoreSession", security(("Bearer" = [])),
+    params(
+        ("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id"),
+        ("offset" = Option<i64>, Query, minimum = 0, description = "Events to skip"),
+        ("limit" = Option<i64>, Query, minimum = 0, maximum = 10000, description = "Page size, 30 by default"),
+    ),
+    responses(
+        (status = 200, description = "A page of events, in order", body = Page<RestoreSessionEvent>),
+        (status = 400, description = "Not a GUID, or bad offset or limit", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+        (status = 404, description = "Unknown session, or another user's", body = ExceptionInfo),
+    ))]
 pub async fn events(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    version: Version,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<RestoreSessionEvent>>> {
     let session = visible_session(&state, &caller, &id).await?;
     let (offset, limit) = page(query.as_deref())?;
     let rows = state.store.events(&session.id, offset, limit).await?;
-    let results: Vec<Value> = rows
+    let results = rows
         .iter()
         .map(|e| {
-            json!({
-                "id": e.id,
-                "type": "None",
-                "status": e.status,
-                "title": e.title,
-                "message": e.message,
-                "startTime": iso(e.start_time),
-                "endTime": e.end_time.map(iso),
-                "duration": duration_hms(e.end_time.unwrap_or(e.start_time) - e.start_time),
-                "order": e.ord,
-                "_links": links(&[("restoreSession", format!("/v5/RestoreSessions/{}", session.id))]),
+            Ok(RestoreSessionEvent {
+                id: e.id.clone(),
+                event_type: dto::EventTypeName::None,
+                status: dto::wire_enum(&e.status)?,
+                title: e.title.clone(),
+                message: e.message.clone(),
+                start_time: iso(e.start_time),
+                end_time: e.end_time.map(iso),
+                duration: duration_hms(e.end_time.unwrap_or(e.start_time) - e.start_time),
+                order: e.ord as i32,
+                links: links(&[("restoreSession", format!("{}/RestoreSessions/{}", version.prefix(), session.id))]),
             })
         })
-        .collect();
-    Ok(Json(json!({ "offset": offset, "limit": limit, "results": results })))
+        .collect::<ApiResult<_>>()?;
+    Ok(Json(Page { offset, limit, results }))
 }

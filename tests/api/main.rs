@@ -2,6 +2,7 @@
 
 mod device_code;
 mod follower;
+mod openapi;
 mod helpers;
 mod quirks;
 mod restart;

@@ -1,0 +1,318 @@
+//! What goes over the wire, as the vendor names it. Responses are built from these types, and the
+//! OpenAPI document is generated from them, so that the two cannot drift. Requests are decoded
+//! tolerantly (see `decode`) into the lowercase-named structs next to each handler; the request
+//! types here describe the canonical form for the document.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// A link to a related resource.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Link {
+    pub href: String,
+}
+
+/// Related resources by relation name (HAL).
+pub type Links = BTreeMap<String, Link>;
+
+pub fn links(items: &[(&str, String)]) -> Links {
+    items.iter().map(|(k, v)| (k.to_string(), Link { href: v.clone() })).collect()
+}
+
+/// A stored enum spelling as its wire type (the store writes the vendor's spellings).
+pub fn wire_enum<T: serde::de::DeserializeOwned>(stored: &str) -> Result<T, super::error::ApiError> {
+    serde_json::from_value(serde_json::Value::String(stored.to_string()))
+        .map_err(|_| super::error::ApiError::Internal(anyhow::anyhow!("stored value '{stored}' has no wire spelling")))
+}
+
+/// The error body of every failing call but `/Token`'s.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExceptionInfo {
+    /// What went wrong and what to do.
+    pub message: String,
+    #[schema(value_type = String, example = "ParameterValidationFailure")]
+    pub error_code: &'static str,
+}
+
+/// `/Token` errors, as OAuth 2.0 writes them (RFC 6749 section 5.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthError {
+    /// `invalid_request`, `invalid_grant` or `unsupported_grant_type`.
+    pub error: String,
+    pub error_description: String,
+    pub message: String,
+}
+
+/// Form fields of `/Token` (JSON is accepted too).
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct TokenRequest {
+    #[schema(example = "password")]
+    pub grant_type: GrantType,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub refresh_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    Password,
+    RefreshToken,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Always `bearer`.
+    pub token_type: String,
+    /// Lifetime of the access token in seconds.
+    pub expires_in: i64,
+    #[serde(rename = "userName")]
+    pub user_name: String,
+    #[serde(rename = ".issued")]
+    pub issued: String,
+    #[serde(rename = ".expires")]
+    pub expires: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum OrganizationType {
+    Office365,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum RegionName {
+    Worldwide,
+    Germany,
+    China,
+    USDefence,
+    USGovernment,
+}
+
+/// Connection settings of an organization added with modern app-only authentication, as shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionSettings {
+    pub use_application_only_auth: bool,
+    pub office_organization_name: String,
+    #[schema(format = Uuid)]
+    pub application_id: Option<String>,
+    pub application_certificate_thumbprint: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Organization {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub name: String,
+    pub office_name: String,
+    pub description: Option<String>,
+    #[serde(rename = "type")]
+    pub organization_type: OrganizationType,
+    pub region: RegionName,
+    pub is_exchange_online: bool,
+    pub is_share_point_online: bool,
+    pub is_teams_online: bool,
+    pub is_teams_chats_online: bool,
+    pub exchange_online_settings: Option<ConnectionSettings>,
+    pub share_point_online_settings: Option<ConnectionSettings>,
+    pub is_backedup: bool,
+    #[serde(rename = "_links", default)]
+    pub links: Links,
+}
+
+/// Connection settings as given when adding an organization.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct ConnectionSettingsInput {
+    /// Must be true: only modern app-only authentication is supported.
+    pub use_application_only_auth: Option<bool>,
+    #[schema(example = "abc.onmicrosoft.com")]
+    pub office_organization_name: String,
+    #[schema(format = Uuid)]
+    pub application_id: String,
+    /// Base64-encoded PFX file. Stored sealed, never returned.
+    #[schema(write_only)]
+    pub application_certificate: Option<String>,
+    #[schema(write_only)]
+    pub application_certificate_password: Option<String>,
+    pub application_certificate_thumbprint: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct AddOrganizationRequest {
+    #[serde(rename = "type")]
+    pub organization_type: Option<OrganizationType>,
+    pub region: Option<RegionName>,
+    pub description: Option<String>,
+    pub exchange_online_settings: Option<ConnectionSettingsInput>,
+    pub share_point_online_settings: Option<ConnectionSettingsInput>,
+    pub is_exchange_online: Option<bool>,
+    pub is_share_point_online: Option<bool>,
+    pub is_teams_online: Option<bool>,
+    pub is_teams_chats_online: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum SessionTypeName {
+    Vex,
+    Veod,
+    Vesp,
+    Vet,
+}
+
+/// How to start a restore session. `type` is `vex`, `veod`, `vesp` or `vet` in any case.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct ExploreOptions {
+    /// Point in time: ISO 8601, or `2021.03.15 14:30`.
+    pub date_time: Option<String>,
+    #[serde(rename = "type")]
+    pub session_type: Option<SessionTypeName>,
+    pub show_deleted: Option<bool>,
+    pub show_all_versions: Option<bool>,
+}
+
+/// `{"explore": {…}}`
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct OrganizationAction {
+    pub explore: ExploreOptions,
+}
+
+/// `{"stop": null}`
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct RestoreSessionAction {
+    #[schema(value_type = Option<Object>, nullable)]
+    pub stop: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum SessionStateName {
+    Working,
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum SessionResultName {
+    Success,
+    Warning,
+    Failed,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSession {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub name: String,
+    /// Name of the Microsoft 365 organization.
+    pub organization: String,
+    #[serde(rename = "type")]
+    pub session_type: SessionTypeName,
+    #[schema(format = DateTime)]
+    pub creation_time: String,
+    #[schema(format = DateTime)]
+    pub end_time: Option<String>,
+    pub state: SessionStateName,
+    pub result: SessionResultName,
+    pub initiated_by: String,
+    pub details: String,
+    #[serde(rename = "_links")]
+    pub links: Links,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum EventTypeName {
+    None,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum EventStatusName {
+    Running,
+    Success,
+    Warning,
+    Failed,
+    Cancelled,
+    Skipped,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSessionEvent {
+    #[schema(format = Uuid)]
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: EventTypeName,
+    pub status: EventStatusName,
+    pub title: String,
+    pub message: String,
+    #[schema(format = DateTime)]
+    pub start_time: String,
+    #[schema(format = DateTime)]
+    pub end_time: Option<String>,
+    /// `HH:MM:SS`
+    pub duration: String,
+    pub order: i32,
+    #[serde(rename = "_links")]
+    pub links: Links,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T: ToSchema> {
+    pub offset: i64,
+    pub limit: i64,
+    pub results: Vec<T>,
+}
+
+/// Every property optional: without them the session's organization, its region and its
+/// application are used.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct DeviceCodeRequest {
+    #[schema(format = Uuid)]
+    pub target_application_id: Option<String>,
+    /// Needed with `targetRegion` to restore to a custom location.
+    pub target_organization_name: Option<String>,
+    pub target_region: Option<RegionName>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceCodeResponse {
+    /// The code the person types at the verification page.
+    pub user_code: String,
+    pub verification_url: String,
+    /// Seconds before the code expires.
+    pub expires_in: i64,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct CheckDeviceCode {
+    pub user_code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceCodeCheckResponse {
+    pub authenticated: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`
+    pub status: String,
+}
