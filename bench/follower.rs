@@ -109,7 +109,7 @@ async fn follower(pending: usize) -> anyhow::Result<()> {
     let base = format!("http://127.0.0.1:{port}");
 
     let dir = tempfile::tempdir()?;
-    let store = Store::open_sqlite(&format!("sqlite://{}", dir.path().join("bench.db").display())).await?;
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("bench.db").display())).await?;
     let sealer = Sealer::from_key(&[9u8; 32]);
     let clock: SharedClock = Arc::new(SystemClock);
     let identity = Arc::new(IdentityClient::new(restoregate::tls::client_config(&[])?, Duration::from_secs(10), clock.clone())?);

@@ -23,6 +23,7 @@
 #                         with the most requests per second, and lists every round
 #   BENCH_UNLOADED=8      seconds of the supplementary one-connection runs (0: skip them)
 #   BENCH_BUILD_TIMEOUT=420  seconds allowed to `cargo build --release` (a cargo lock wait counts)
+#   BENCH_BIN=PATH        bench this restoregate binary instead of building target/release/restoregate
 #   BENCH_KEEP=1          keep the temporary data directory and logs
 #   BENCH_PERF=1          afterwards, profile restoregate with perf under the sandbox and the broker
 #                         loads into bench/perf-sandbox.txt and bench/perf-broker.txt (needs perf)
@@ -86,10 +87,15 @@ free_port() {
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
 
 # ---- 1. Build ---------------------------------------------------------------------------------
-say "cargo build --release (at most ${BUILD_TIMEOUT}s; waits for the cargo lock if another build holds it)"
-(cd "$ROOT" && timeout "$BUILD_TIMEOUT" cargo build --release --bin restoregate) >"$WORK/build.log" 2>&1 ||
-  { tail -n 30 "$WORK/build.log" >&2; fail "cargo build --release failed or took over ${BUILD_TIMEOUT}s"; }
-BIN=$ROOT/target/release/restoregate
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN
+  say "using the given binary $BIN (no build)"
+else
+  say "cargo build --release (at most ${BUILD_TIMEOUT}s; waits for the cargo lock if another build holds it)"
+  (cd "$ROOT" && timeout "$BUILD_TIMEOUT" cargo build --release --bin restoregate) >"$WORK/build.log" 2>&1 ||
+    { tail -n 30 "$WORK/build.log" >&2; fail "cargo build --release failed or took over ${BUILD_TIMEOUT}s"; }
+  BIN=$ROOT/target/release/restoregate
+fi
 [ -x "$BIN" ] || fail "$BIN is missing after the build"
 
 if [ ! -d "$BENCH/node_modules/oidc-provider" ]; then
@@ -124,14 +130,30 @@ AUTH=(-H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json')
 ORG=$("${CURL[@]}" "$B/v5/Organizations" "${AUTH[@]}" -d '{"type": "Office365", "region": "Worldwide",
   "exchangeOnlineSettings": {"useApplicationOnlyAuth": true, "officeOrganizationName": "'$TENANT'",
   "applicationId": "'$APP'"}}' | json_field id) || fail "cannot add organization $TENANT"
-SESSION=$("${CURL[@]}" "$B/v5/Organizations/$ORG/Action" "${AUTH[@]}" -d '{"explore": {"type": "vex"}}' |
-  json_field id) || fail "cannot start a restore session"
+# Every code restoreDeviceCode issues is followed: the server polls the authority's token endpoint
+# for it (at most RESTOREGATE_AUTHORITY_POLLS_PER_SECOND, default 200, per authority) until it
+# expires (15 min). That is real work of the broker and stays in during its runs; but so that it
+# does not weigh on the runs after, each broker run has a restore session of its own, stopped
+# afterwards (which stops following its codes).
+SESSION=
+BROKER_URL=
+new_session() {
+  SESSION=$("${CURL[@]}" "$B/v5/Organizations/$ORG/Action" "${AUTH[@]}" -d '{"explore": {"type": "vex"}}' |
+    json_field id) || fail "cannot start a restore session"
+  BROKER_URL=$B/v5/RestoreSessions/$SESSION/organization/restoreDeviceCode
+}
+stop_session() {
+  local status
+  status=$("${CURL[@]}" -o /dev/null -w '%{http_code}' "$B/v5/RestoreSessions/$SESSION/Action" "${AUTH[@]}" -d '{"stop": null}') || true
+  [ "$status" = 200 ] || fail "stopping restore session $SESSION answered HTTP $status"
+  sleep 1 # polls already in flight come back
+}
+new_session
 say "organization $ORG, restore session $SESSION"
 
 # The three targets: name, URL, body, content type, bearer token, server pid (set below).
 SANDBOX_URL=$B/sandbox/$TENANT/oauth2/v2.0/devicecode
 SANDBOX_BODY="client_id=$APP&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default%20offline_access"
-BROKER_URL=$B/v5/RestoreSessions/$SESSION/organization/restoreDeviceCode
 BROKER_BODY='{"targetApplicationId": "'$APP'", "targetOrganizationName": "'$TENANT'", "targetRegion": "Worldwide"}'
 
 expect_200() { # name url body content-type [curl options...]
@@ -143,6 +165,7 @@ expect_200() { # name url body content-type [curl options...]
 }
 expect_200 "the sandbox devicecode endpoint" "$SANDBOX_URL" "$SANDBOX_BODY" application/x-www-form-urlencoded
 expect_200 "restoreDeviceCode" "$BROKER_URL" "$BROKER_BODY" application/json -H "Authorization: Bearer $TOKEN"
+stop_session
 
 # ---- 3. oidc-provider (HTTPS with restoregate's certificate; plain HTTP only if that fails) ----
 start_oidc() { # tls|plain
@@ -214,17 +237,33 @@ EOF
   say "$(python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]; print("%-8s round %s: %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  RSS %4.0f MiB  errors %d" % (r["key"], r["round"], r["rps"], r["p50_us"]/1e3, r["p99_us"]/1e3, r["hwm_kb"]/1024, r["non_2xx_3xx"]+r["errors_connect"]+r["errors_read"]+r["errors_write"]+r["errors_timeout"]))' "$RESULTS")"
 }
 
+# The server's CPU with no request for 3 s right after a broker run, while it follows the codes
+# that run issued (and before their session is stopped).
+follower_cost() { # key round
+  local c0 c1
+  c0=$(cpu_ticks "$RG_PID")
+  sleep 3
+  c1=$(cpu_ticks "$RG_PID")
+  python3 -c 'import json,sys; print(json.dumps({"key": sys.argv[1], "round": int(sys.argv[2]), "idle_cpu_share": (int(sys.argv[4]) - int(sys.argv[3])) / int(sys.argv[5]) / 3}))' \
+    "$1" "$2" "$c0" "$c1" "$CLK_TCK" >>"$WORK/follower.jsonl"
+}
+
 say "measuring: wrk -t$THREADS -c$CONNS -d${DURATION}s --latency, ${WARMUP}s warm-up before each, $ROUNDS round(s)"
 for round in $(seq "$ROUNDS"); do
   bench sandbox "$SANDBOX_URL" "$SANDBOX_BODY" application/x-www-form-urlencoded "" "$RG_PID" "$THREADS" "$CONNS" "$DURATION" "$WARMUP" "$round"
   bench oidc "$OIDC_URL" "$OIDC_BODY" application/x-www-form-urlencoded "" "$OP_PID" "$THREADS" "$CONNS" "$DURATION" "$WARMUP" "$round"
+  new_session
   bench broker "$BROKER_URL" "$BROKER_BODY" application/json "$TOKEN" "$RG_PID" "$THREADS" "$CONNS" "$DURATION" "$WARMUP" "$round"
+  follower_cost broker "$round"
+  stop_session
 done
 if [ "$UNLOADED" -gt 0 ]; then
   say "supplementary: one connection (wrk -t1 -c1 -d${UNLOADED}s), the service time without queueing"
   bench sandbox-c1 "$SANDBOX_URL" "$SANDBOX_BODY" application/x-www-form-urlencoded "" "$RG_PID" 1 1 "$UNLOADED" 1 1
   bench oidc-c1 "$OIDC_URL" "$OIDC_BODY" application/x-www-form-urlencoded "" "$OP_PID" 1 1 "$UNLOADED" 1 1
+  new_session
   bench broker-c1 "$BROKER_URL" "$BROKER_BODY" application/json "$TOKEN" "$RG_PID" 1 1 "$UNLOADED" 1 1
+  stop_session
 fi
 kill -0 "$RG_PID" 2>/dev/null || fail "restoregate died during the bench"
 # wrk sends the IP address as SNI, which rustls logs once per connection: not a problem.
@@ -239,6 +278,7 @@ if [ "${BENCH_PERF:-0}" = 1 ]; then
     if [ "$key" = sandbox ]; then
       export WRK_BODY=$SANDBOX_BODY WRK_CONTENT_TYPE=application/x-www-form-urlencoded WRK_BEARER= url=$SANDBOX_URL
     else
+      new_session
       export WRK_BODY=$BROKER_BODY WRK_CONTENT_TYPE=application/json WRK_BEARER=$TOKEN url=$BROKER_URL
     fi
     say "perf: profiling restoregate under the $key load (12 s)"
@@ -268,6 +308,7 @@ if [ "${BENCH_PERF:-0}" = 1 ]; then
       echo "## top symbols"
       perf report -i "$WORK/perf.$key.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 60 || true
     } >"$BENCH/perf-$key.txt"
+    [ "$key" = sandbox ] || stop_session
     say "perf: wrote bench/perf-$key.txt"
   done
 fi
@@ -281,9 +322,11 @@ export BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 export BENCH_VERSIONS="restoregate $COMMIT$DIRTY (release build, $RUSTC); oidc-provider $OP_VERSION on node $(node --version); $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)"
 export BENCH_OP_SCHEME=$OP_SCHEME BENCH_CONFIG="wrk -t$THREADS -c$CONNS -d${DURATION}s --latency after a ${WARMUP}s warm-up; $ROUNDS round(s) of A, B, C in turn"
 export BENCH_RG_WARNINGS="$(cat "$WORK/rg-warnings.txt")"
-python3 - "$RESULTS" "$WORK/wrk" >"$WORK/results.md" <<'EOF'
+touch "$WORK/follower.jsonl"
+python3 - "$RESULTS" "$WORK/follower.jsonl" >"$WORK/results.md" <<'EOF'
 import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+follower = [json.loads(l) for l in open(sys.argv[2])]
 env = os.environ
 def best(key):
     rs = [r for r in rows if r["key"] == key]
@@ -315,7 +358,9 @@ p(f"- Machine: {env['BENCH_MACHINE']}")
 p(f"- Date: {env['BENCH_DATE']}")
 p(f"- Software: {env['BENCH_VERSIONS']}")
 p(f"- Load: {env['BENCH_CONFIG']}; the figures of each target are from its round with the most requests per second (every round is listed below); peak RSS is VmHWM of the server process, reset (`echo 5 > /proc/PID/clear_refs`) before each measured run, the largest over the rounds")
-p("- wrk, both servers and other users of the machine share the same CPUs; restoregate runs A and C in one process, so C's server CPU includes the sandbox authority's work it calls")
+p("- wrk, both servers and other users of the machine share the same CPUs (see the load average of each run below); restoregate runs A and C in one process, so C's server CPU includes the sandbox authority's work that C calls")
+p("- oidc-provider runs as one Node process (one core at most) with its default storage, an in-memory LRU (nothing written to disk); the sandbox commits a row to SQLite (WAL) per call, and its table grows over the rounds")
+p("- Each broker run has its own restore session, stopped after the run; during the run the server also follows (polls) the codes issued since its warm-up began, as it does in service")
 p("")
 p("| target | req/s | p50 | p99 | peak RSS | server CPU / req | errors |")
 p("|---|---:|---:|---:|---:|---:|---:|")
@@ -333,6 +378,10 @@ p(f"- Sandbox vs oidc-provider: **{rps_ratio:.2f}×** the requests per second (t
   f"p99 {ms(A['p99_us'])} vs {ms(B['p99_us'])}, ratio **{p99_ratio:.2f}** (target ≤ 1, no worse: {met(A['p99_us'] <= B['p99_us'])}).")
 p(f"- Broker vs authority alone: **{broker_ratio:.2f}×** the authority's requests per second (target ≥ 0.5: {met(broker_ratio >= 0.5)}); "
   f"added p50 **{added_p50:+.2f} ms** ({ms(C['p50_us'])} vs {ms(A['p50_us'])}; target < 1 ms: {met(added_p50 < 1)}).")
+if follower:
+    shares = ", ".join("%.0f%%" % (f["idle_cpu_share"] * 100) for f in follower)
+    p(f"- Following the codes: with no request, in the 3 s right after each broker run (its codes still pending), restoregate used {shares} of one core "
+      "polling the sandbox token endpoint at its poll budget. The same polling runs alongside the broker's requests during its runs.")
 if any(errors(r) for r in rows):
     p("- **Some runs had errors** (non-2xx answers or socket errors): see the rounds below; those figures are not comparable.")
 c1 = {k: best(k + "-c1") for k in ("sandbox", "oidc", "broker")}

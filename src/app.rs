@@ -65,6 +65,14 @@ impl Hooks for SandboxHooks {
     }
 }
 
+/// The configured database, or SQLite in the data directory.
+pub fn database_url(settings: &Settings) -> String {
+    settings
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", settings.data_dir.join("restoregate.db").display()))
+}
+
 fn default_public_url(addr: SocketAddr) -> Url {
     let host = match addr.ip() {
         ip if ip.is_unspecified() => "localhost".to_string(),
@@ -97,11 +105,8 @@ impl Application {
         let addr = listener.local_addr()?;
         let public_url = settings.public_url.clone().unwrap_or_else(|| default_public_url(addr));
 
-        let database_url = settings
-            .database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("restoregate.db").display()));
-        let store = Store::open_sqlite(&database_url).await.context("cannot open the database")?;
+        let database_url = database_url(&settings);
+        let store = Store::open(&database_url).await.context("cannot open the database")?;
         notes.admin_password_file = bootstrap_admin(&store, &settings, clock.as_ref()).await?;
 
         // Outbound trust: public roots, the operator's extra roots, and our own certificate.

@@ -23,7 +23,7 @@ pub struct ServeArgs {
     /// [default: from the listen address, https://localhost:4443 for 0.0.0.0:4443]
     #[arg(long, env = "RESTOREGATE_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<url::Url>,
-    /// Database: sqlite://FILE [default: sqlite database in the data directory]
+    /// Database: sqlite://FILE or postgres://USER@HOST/DB [default: sqlite database in the data directory]
     #[arg(long, env = "RESTOREGATE_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
     /// PEM certificate chain to serve instead of the generated self-signed one (with --tls-key)
@@ -233,8 +233,8 @@ impl Settings {
             anyhow::bail!("sandbox_poll_interval_seconds and sandbox_code_lifetime_seconds must be above 0");
         }
         if let Some(url) = &self.database_url {
-            if !url.starts_with("sqlite:") {
-                anyhow::bail!("database_url must be sqlite://FILE (PostgreSQL support is not built yet)");
+            if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| url.starts_with(p)) {
+                anyhow::bail!("database_url must be sqlite://FILE or postgres://USER@HOST:PORT/DATABASE");
             }
         }
         Ok(())

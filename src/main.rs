@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// Start the server (the default when no command is given)
     Serve,
+    /// Create or upgrade the database schema, then exit (the server also does it at start)
+    Migrate,
     /// Manage the sandbox identity provider's tenants, applications and users
     #[command(subcommand)]
     Sandbox(restoregate::sandbox::cli::SandboxCommand),
@@ -53,6 +55,13 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             None | Some(Command::Serve) => serve(&cli.serve).await,
+            Some(Command::Migrate) => {
+                let settings = Settings::load(&cli.serve)?;
+                let url = restoregate::app::database_url(&settings);
+                restoregate::store::Store::open(&url).await?.close().await;
+                println!("database schema is up to date");
+                Ok(())
+            }
             Some(Command::Sandbox(command)) => {
                 let settings = Settings::load(&cli.serve)?;
                 restoregate::sandbox::cli::run(&settings.data_dir, command).await

@@ -3,7 +3,7 @@
 
 CREATE TABLE users (
     id            TEXT PRIMARY KEY,
-    name          TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    name          TEXT NOT NULL UNIQUE,  -- stored lowercase
     password_hash TEXT NOT NULL,
     is_admin      INTEGER NOT NULL,
     created_at    INTEGER NOT NULL
@@ -83,7 +83,10 @@ CREATE TABLE device_authorizations (
     account            TEXT,
     tokens_sealed      TEXT,
     created_at         INTEGER NOT NULL,
-    finished_at        INTEGER
+    finished_at        INTEGER,
+    -- The instance following it, and until when (see signin): taken over when the lease lapses.
+    lease_owner        TEXT,
+    lease_until        INTEGER
 );
 CREATE INDEX device_authorizations_due ON device_authorizations(state, next_poll_at);
 CREATE INDEX device_authorizations_user_code ON device_authorizations(user_code);

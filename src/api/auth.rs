@@ -68,8 +68,8 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 /// Get a bearer token (password or refresh_token grant). Form-encoded or JSON fields; unknown
 /// fields are ignored.
-#[utoipa::path(post, path = "/v5/Token", tag = "Token",
-    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+#[utoipa::path(post, path = "/v5/Token", tag = "Token", operation_id = "token",
+    request_body(content((TokenRequest = "application/x-www-form-urlencoded"), (TokenRequest = "application/json"))),
     responses(
         (status = 200, description = "The tokens", body = TokenResponse),
         (status = 400, description = "OAuth error: invalid_request, invalid_grant or unsupported_grant_type", body = OAuthError),
@@ -108,8 +108,8 @@ pub async fn token(State(state): State<Arc<AppState>>, request: Request) -> Resp
 }
 
 /// Get a bearer token (v8 path; the same operation as `/v5/Token`).
-#[utoipa::path(post, path = "/v8/token", tag = "v8",
-    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+#[utoipa::path(post, path = "/v8/token", tag = "Auth", operation_id = "token",
+    request_body(content((TokenRequest = "application/x-www-form-urlencoded"), (TokenRequest = "application/json"))),
     responses(
         (status = 200, description = "The tokens", body = TokenResponse),
         (status = 400, description = "OAuth error: invalid_request, invalid_grant or unsupported_grant_type", body = OAuthError),

@@ -74,11 +74,14 @@ pub fn resolve(body: &DeviceCodeRequest, org_tenant: &str, org_region: &str, org
 /// authentication. The server keeps the device code, follows the sign-in, and records the outcome
 /// as an event of the session.
 #[utoipa::path(post, path = "/v5/RestoreSessions/{restoreSessionId}/organization/restoreDeviceCode", tag = "RestoreSession",
-    security(("Bearer" = [])),
+    operation_id = "RestoreSession_DeviceCodeAction", security(("Bearer" = [])),
     params(("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id")),
     request_body = dto::DeviceCodeRequest,
     responses(
-        (status = 200, description = "The code to enter at the verification page", body = DeviceCodeResponse),
+        (status = 200, description = "The code to enter at the verification page", body = DeviceCodeResponse, links(
+            ("CheckDeviceCode" = (operation_id = "Organization_CheckDeviceCode", request_body = json!({"userCode": "$response.body#/userCode"}),
+                description = "Whether someone signed in with the code")),
+        )),
         (status = 400, description = "Not a GUID; targetOrganizationName without targetRegion or the reverse; unknown region", body = ExceptionInfo),
         (status = 401, description = "No or bad token", body = ExceptionInfo),
         (status = 404, description = "Unknown session, or another user's", body = ExceptionInfo),
@@ -189,7 +192,7 @@ pub struct CheckRequest {
 
 /// Has someone signed in with this code? Only for codes the caller requested (all for an
 /// administrator).
-#[utoipa::path(post, path = "/v5/DeviceCode/check", tag = "DeviceCode", security(("Bearer" = [])),
+#[utoipa::path(post, path = "/v5/DeviceCode/check", tag = "DeviceCode", operation_id = "Organization_CheckDeviceCode", security(("Bearer" = [])),
     request_body = dto::CheckDeviceCode,
     responses(
         (status = 200, description = "Whether the sign-in happened", body = DeviceCodeCheckResponse),
@@ -212,7 +215,7 @@ pub async fn check(State(state): State<Arc<AppState>>, caller: Caller, Tolerant(
 }
 
 /// Has someone signed in with this code? (v8 path; the same operation as `/v5/DeviceCode/check`.)
-#[utoipa::path(post, path = "/v8/DeviceCode/check", tag = "v8", security(("Bearer" = [])),
+#[utoipa::path(post, path = "/v8/DeviceCode/check", tag = "Organization", operation_id = "Organization_CheckDeviceCode", security(("Bearer" = [])),
     request_body = dto::CheckDeviceCode,
     responses(
         (status = 200, description = "Whether the sign-in happened", body = DeviceCodeCheckResponse),
@@ -223,4 +226,31 @@ pub async fn check(State(state): State<Arc<AppState>>, caller: Caller, Tolerant(
     ))]
 pub async fn check_v8(state: State<Arc<AppState>>, caller: Caller, body: Tolerant<CheckRequest>) -> ApiResult<Json<DeviceCodeCheckResponse>> {
     check(state, caller, body).await
+}
+
+/// Get a device code for a restore (v8 path; the same operation as v5's).
+#[utoipa::path(post, path = "/v8/RestoreSessions/{restoreSessionId}/organization/restoreDeviceCode", tag = "RestoreSession",
+    operation_id = "RestoreSession_DeviceCodeAction", security(("Bearer" = [])),
+    params(("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id")),
+    request_body = dto::DeviceCodeRequest,
+    responses(
+        (status = 200, description = "The code to enter at the verification page", body = DeviceCodeResponse, links(
+            ("CheckDeviceCode" = (operation_id = "Organization_CheckDeviceCode", request_body = json!({"userCode": "$response.body#/userCode"}),
+                description = "Whether someone signed in with the code")),
+        )),
+        (status = 400, description = "Not a GUID; targetOrganizationName without targetRegion or the reverse; unknown region", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+        (status = 404, description = "Unknown session, or another user's", body = ExceptionInfo),
+        (status = 409, description = "The session has stopped", body = ExceptionInfo),
+        (status = 413, description = "Body too large", body = ExceptionInfo),
+        (status = 502, description = "The identity authority refused (its AADSTS code in the message)", body = ExceptionInfo),
+        (status = 504, description = "The identity authority is unreachable or too slow", body = ExceptionInfo),
+    ))]
+pub async fn restore_device_code_v8(
+    state: State<Arc<AppState>>,
+    caller: Caller,
+    id: Path<String>,
+    body: Tolerant<DeviceCodeRequest>,
+) -> ApiResult<Json<DeviceCodeResponse>> {
+    restore_device_code(state, caller, id, body).await
 }

@@ -7,6 +7,35 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
+/// A request body type for the OpenAPI document: its schema is written by hand in `schemas`,
+/// because requests are decoded tolerantly and the document must say what is accepted. The
+/// handlers decode into their own lowercase-named structs.
+macro_rules! documented_request {
+    ($(#[$doc:meta])* $name:ident => $schema:ident $(, $dep:ident)*) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+                super::schemas::schema(super::schemas::$schema())
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
+            #[allow(unused_variables)]
+            fn schemas(out: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>) {
+                $(
+                    out.push((stringify!($dep).to_string(), <$dep as utoipa::PartialSchema>::schema()));
+                    <$dep as utoipa::ToSchema>::schemas(out);
+                )*
+            }
+        }
+    };
+}
+
 /// A link to a related resource.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Link {
@@ -14,10 +43,12 @@ pub struct Link {
 }
 
 /// Related resources by relation name (HAL).
-pub type Links = BTreeMap<String, Link>;
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct Links(pub BTreeMap<String, Link>);
 
 pub fn links(items: &[(&str, String)]) -> Links {
-    items.iter().map(|(k, v)| (k.to_string(), Link { href: v.clone() })).collect()
+    Links(items.iter().map(|(k, v)| (k.to_string(), Link { href: v.clone() })).collect())
 }
 
 /// A stored enum spelling as its wire type (the store writes the vendor's spellings).
@@ -32,8 +63,18 @@ pub fn wire_enum<T: serde::de::DeserializeOwned>(stored: &str) -> Result<T, supe
 pub struct ExceptionInfo {
     /// What went wrong and what to do.
     pub message: String,
-    #[schema(value_type = String, example = "ParameterValidationFailure")]
+    #[schema(schema_with = error_code_schema)]
     pub error_code: &'static str,
+}
+
+/// The vendor's error codes (`errorCode` of `RESTExceptionInfo`).
+fn error_code_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    super::schemas::schema(serde_json::json!({
+        "type": "string",
+        "enum": ["ProxyOffline", "OutdatedChangeToken", "ResourceAccessDenied", "ResourceNotFound", "ParameterValidationFailure",
+                 "OrganizationTransfer", "RepositoryOwnerChangeTooManyLinks", "Timeout", "OperationConflict", "HttpError"],
+        "example": "ParameterValidationFailure"
+    }))
 }
 
 /// `/Token` errors, as OAuth 2.0 writes them (RFC 6749 section 5.2).
@@ -45,23 +86,10 @@ pub struct OAuthError {
     pub message: String,
 }
 
-/// Form fields of `/Token` (JSON is accepted too).
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct TokenRequest {
-    #[schema(example = "password")]
-    pub grant_type: GrantType,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub refresh_token: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GrantType {
-    Password,
-    RefreshToken,
-}
+documented_request!(
+    /// Form fields of `/Token` (JSON is accepted too).
+    TokenRequest => token_request_json
+);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
@@ -126,40 +154,16 @@ pub struct Organization {
     pub links: Links,
 }
 
-/// Connection settings as given when adding an organization.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub struct ConnectionSettingsInput {
-    /// Must be true: only modern app-only authentication is supported.
-    pub use_application_only_auth: Option<bool>,
-    #[schema(example = "abc.onmicrosoft.com")]
-    pub office_organization_name: String,
-    #[schema(format = Uuid)]
-    pub application_id: String,
-    /// Base64-encoded PFX file. Stored sealed, never returned.
-    #[schema(write_only)]
-    pub application_certificate: Option<String>,
-    #[schema(write_only)]
-    pub application_certificate_password: Option<String>,
-    pub application_certificate_thumbprint: Option<String>,
-}
+documented_request!(
+    /// Connection settings as given when adding an organization.
+    ConnectionSettingsInput => connection_settings_input_json
+);
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub struct AddOrganizationRequest {
-    #[serde(rename = "type")]
-    pub organization_type: Option<OrganizationType>,
-    pub region: Option<RegionName>,
-    pub description: Option<String>,
-    pub exchange_online_settings: Option<ConnectionSettingsInput>,
-    pub share_point_online_settings: Option<ConnectionSettingsInput>,
-    pub is_exchange_online: Option<bool>,
-    pub is_share_point_online: Option<bool>,
-    pub is_teams_online: Option<bool>,
-    pub is_teams_chats_online: Option<bool>,
-}
+documented_request!(
+    /// The body of `POST /v5/Organizations`.
+    AddOrganizationRequest => add_organization_json,
+    ConnectionSettingsInput
+);
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 pub enum SessionTypeName {
@@ -169,33 +173,21 @@ pub enum SessionTypeName {
     Vet,
 }
 
-/// How to start a restore session. `type` is `vex`, `veod`, `vesp` or `vet` in any case.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub struct ExploreOptions {
-    /// Point in time: ISO 8601, or `2021.03.15 14:30`.
-    pub date_time: Option<String>,
-    #[serde(rename = "type")]
-    pub session_type: Option<SessionTypeName>,
-    pub show_deleted: Option<bool>,
-    pub show_all_versions: Option<bool>,
-}
+documented_request!(
+    /// How to start a restore session (the body of v8's explore).
+    ExploreOptions => explore_options_json
+);
 
-/// `{"explore": {…}}`
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct OrganizationAction {
-    pub explore: ExploreOptions,
-}
+documented_request!(
+    /// `{"explore": {…}}`
+    OrganizationAction => organization_action_json,
+    ExploreOptions
+);
 
-/// `{"stop": null}`
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
-pub struct RestoreSessionAction {
-    #[schema(value_type = Option<Object>, nullable)]
-    pub stop: Option<serde_json::Value>,
-}
+documented_request!(
+    /// `{"stop": null}`
+    RestoreSessionAction => restore_session_action_json
+);
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 pub enum SessionStateName {
@@ -275,18 +267,11 @@ pub struct Page<T: ToSchema> {
     pub results: Vec<T>,
 }
 
-/// Every property optional: without them the session's organization, its region and its
-/// application are used.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub struct DeviceCodeRequest {
-    #[schema(format = Uuid)]
-    pub target_application_id: Option<String>,
-    /// Needed with `targetRegion` to restore to a custom location.
-    pub target_organization_name: Option<String>,
-    pub target_region: Option<RegionName>,
-}
+documented_request!(
+    /// Every property optional: without them the session's organization, its region and its
+    /// application are used.
+    DeviceCodeRequest => device_code_request_json
+);
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -299,12 +284,10 @@ pub struct DeviceCodeResponse {
     pub message: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-pub struct CheckDeviceCode {
-    pub user_code: String,
-}
+documented_request!(
+    /// `{"userCode": "…"}`
+    CheckDeviceCode => check_device_code_json
+);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceCodeCheckResponse {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod openapi;
 pub mod organizations;
 pub mod restore_sessions;
+pub mod schemas;
 
 use crate::clock::SharedClock;
 use crate::crypto::Sealer;
@@ -86,13 +87,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         // The later versions' shapes of the same operations.
         .route("/v8/token", post(auth::token_v8))
         .route("/v8/organizations/{id}/explore", post(restore_sessions::explore_v8))
-        .route("/v8/restoresessions", get(restore_sessions::list))
-        .route("/v8/restoresessions/{id}", get(restore_sessions::get))
+        .route("/v8/restoresessions", get(restore_sessions::list_v8))
+        .route("/v8/restoresessions/{id}", get(restore_sessions::get_v8))
         .route("/v8/restoresessions/{id}/stop", post(restore_sessions::stop_v8))
-        .route("/v8/restoresessions/{id}/events", get(restore_sessions::events))
+        .route("/v8/restoresessions/{id}/events", get(restore_sessions::events_v8))
         .route(
             "/v8/restoresessions/{id}/organization/restoredevicecode",
-            post(device_code::restore_device_code),
+            post(device_code::restore_device_code_v8),
         )
         .route("/v8/devicecode/check", post(device_code::check_v8))
         .route("/health", get(health))
@@ -103,7 +104,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// For load balancers: answers while the server serves.
-#[utoipa::path(get, path = "/health", tag = "Health", responses((status = 200, description = "Serving", body = dto::Health)))]
+#[utoipa::path(get, path = "/health", tag = "Health", operation_id = "Health_Get", responses((status = 200, description = "Serving", body = dto::Health)))]
 pub async fn health() -> axum::Json<dto::Health> {
     axum::Json(dto::Health { status: "ok".into() })
 }

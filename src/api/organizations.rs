@@ -86,8 +86,17 @@ fn validate_settings(name: &str, s: &ConnectionSettings) -> ApiResult<(TenantNam
     let application_id = parse_guid(app)
         .ok_or_else(|| ApiError::BadRequest(format!("{name}.applicationId '{}' is not a GUID", app.chars().take(64).collect::<String>())))?;
     if let Some(cert) = &s.applicationcertificate {
-        base64::engine::general_purpose::STANDARD
-            .decode(cert.trim())
+        // Standard base64 as PFX exports write it: padded or not, line breaks ignored, any
+        // trailing bits (as the documented pattern says).
+        const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_allow_trailing_bits(true)
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let compact: String = cert.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        LENIENT
+            .decode(compact)
             .map_err(|_| ApiError::BadRequest(format!("{name}.applicationCertificate must be a base64-encoded PFX file")))?;
     }
     Ok((tenant, application_id))
@@ -138,10 +147,17 @@ fn public_settings(s: &ConnectionSettings, tenant: &TenantName) -> dto::Connecti
 
 /// Add an organization with modern app-only authentication. Certificates and passwords are
 /// stored sealed and never returned.
-#[utoipa::path(post, path = "/v5/Organizations", tag = "Organization", security(("Bearer" = [])),
+#[utoipa::path(post, path = "/v5/Organizations", tag = "Organization", operation_id = "Organization_Add", security(("Bearer" = [])),
     request_body = AddOrganizationRequest,
     responses(
-        (status = 201, description = "The organization", body = Organization),
+        (status = 201, description = "The organization", body = Organization, links(
+            ("GetOrganization" = (operation_id = "Organization_GetById", parameters(("organizationId" = "$response.body#/id")),
+                description = "The organization just added")),
+            ("ExploreOrganization" = (operation_id = "Organization_Explore", parameters(("organizationId" = "$response.body#/id")),
+                description = "Start a restore session for it")),
+            ("RemoveOrganization" = (operation_id = "Organization_Remove", parameters(("organizationId" = "$response.body#/id")),
+                description = "Remove it")),
+        )),
         (status = 400, description = "Invalid settings", body = ExceptionInfo),
         (status = 401, description = "No or bad token", body = ExceptionInfo),
         (status = 409, description = "Already added", body = ExceptionInfo),
@@ -202,7 +218,7 @@ pub fn render(row: &OrganizationRow, version: Version) -> ApiResult<Organization
 }
 
 /// List organizations: a bare JSON array in v5.
-#[utoipa::path(get, path = "/v5/Organizations", tag = "Organization", security(("Bearer" = [])),
+#[utoipa::path(get, path = "/v5/Organizations", tag = "Organization", operation_id = "Organization_Get", security(("Bearer" = [])),
     responses(
         (status = 200, description = "Every organization", body = [Organization]),
         (status = 401, description = "No or bad token", body = ExceptionInfo),
@@ -212,7 +228,7 @@ pub async fn list(State(state): State<Arc<AppState>>, _caller: Caller, version: 
     Ok(Json(rows.iter().map(|r| render(r, version)).collect::<ApiResult<_>>()?))
 }
 
-#[utoipa::path(get, path = "/v5/Organizations/{organizationId}", tag = "Organization", security(("Bearer" = [])),
+#[utoipa::path(get, path = "/v5/Organizations/{organizationId}", tag = "Organization", operation_id = "Organization_GetById", security(("Bearer" = [])),
     params(("organizationId" = String, Path, format = Uuid, description = "Organization id")),
     responses(
         (status = 200, description = "The organization", body = Organization),
@@ -231,7 +247,7 @@ pub async fn get(State(state): State<Arc<AppState>>, _caller: Caller, version: V
 }
 
 /// Remove an organization (administrators only). Its restore sessions stay.
-#[utoipa::path(delete, path = "/v5/Organizations/{organizationId}", tag = "Organization", security(("Bearer" = [])),
+#[utoipa::path(delete, path = "/v5/Organizations/{organizationId}", tag = "Organization", operation_id = "Organization_Remove", security(("Bearer" = [])),
     params(("organizationId" = String, Path, format = Uuid, description = "Organization id")),
     responses(
         (status = 204, description = "Removed"),

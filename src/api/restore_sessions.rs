@@ -36,11 +36,21 @@ pub struct ExploreOptions {
 }
 
 /// Start a restore session: `{"explore": {"datetime", "type", "showDeleted", "showAllVersions"}}`.
-#[utoipa::path(post, path = "/v5/Organizations/{organizationId}/Action", tag = "Organization", security(("Bearer" = [])),
+#[utoipa::path(post, path = "/v5/Organizations/{organizationId}/Action", tag = "Organization", operation_id = "Organization_Explore",
+    security(("Bearer" = [])),
     params(("organizationId" = String, Path, format = Uuid, description = "Organization id")),
     request_body = dto::OrganizationAction,
     responses(
-        (status = 201, description = "The new restore session", body = RestoreSession),
+        (status = 201, description = "The new restore session", body = RestoreSession, links(
+            ("GetRestoreSession" = (operation_id = "RestoreSession_GetByRestoreSessionId", parameters(("restoreSessionId" = "$response.body#/id")),
+                description = "The session just started")),
+            ("GetRestoreSessionEvents" = (operation_id = "RestoreSessionEvent_Get", parameters(("restoreSessionId" = "$response.body#/id")),
+                description = "Its events")),
+            ("GetRestoreDeviceCode" = (operation_id = "RestoreSession_DeviceCodeAction", parameters(("restoreSessionId" = "$response.body#/id")),
+                description = "A device code for a restore from it")),
+            ("StopRestoreSession" = (operation_id = "RestoreSession_Action", parameters(("restoreSessionId" = "$response.body#/id")),
+                description = "Stop it")),
+        )),
         (status = 400, description = "Invalid options", body = ExceptionInfo),
         (status = 401, description = "No or bad token", body = ExceptionInfo),
         (status = 404, description = "Unknown organization", body = ExceptionInfo),
@@ -62,11 +72,21 @@ pub async fn explore(
 }
 
 /// Start a restore session (v8: the options are the body).
-#[utoipa::path(post, path = "/v8/Organizations/{organizationId}/explore", tag = "v8", security(("Bearer" = [])),
+#[utoipa::path(post, path = "/v8/Organizations/{organizationId}/explore", tag = "Organization", operation_id = "Organization_Explore",
+    security(("Bearer" = [])),
     params(("organizationId" = String, Path, format = Uuid, description = "Organization id")),
     request_body = dto::ExploreOptions,
     responses(
-        (status = 201, description = "The new restore session", body = RestoreSession),
+        (status = 201, description = "The new restore session", body = RestoreSession, links(
+            ("GetRestoreSession" = (operation_id = "RestoreSession_GetByRestoreSessionId", parameters(("restoreSessionId" = "$response.body#/id")),
+                description = "The session just started")),
+            ("GetRestoreSessionEvents" = (operation_id = "RestoreSessionEvent_Get", parameters(("restoreSessionId" = "$response.body#/id")),
+                description = "Its events")),
+            ("GetRestoreDeviceCode" = (operation_id = "RestoreSession_DeviceCodeAction", parameters(("restoreSessionId" = "$response.body#/id")),
+                description = "A device code for a restore from it")),
+            ("StopRestoreSession" = (operation_id = "RestoreSession_StopAction", parameters(("restoreSessionId" = "$response.body#/id")),
+                description = "Stop it")),
+        )),
         (status = 400, description = "Invalid options", body = ExceptionInfo),
         (status = 401, description = "No or bad token", body = ExceptionInfo),
         (status = 404, description = "Unknown organization", body = ExceptionInfo),
@@ -163,9 +183,9 @@ pub async fn visible_session(state: &AppState, caller: &Caller, raw_id: &str) ->
 }
 
 /// List restore sessions the caller may see, oldest first.
-#[utoipa::path(get, path = "/v5/RestoreSessions", tag = "RestoreSession", security(("Bearer" = [])),
+#[utoipa::path(get, path = "/v5/RestoreSessions", tag = "RestoreSession", operation_id = "RestoreSession_GetPage", security(("Bearer" = [])),
     params(
-        ("offset" = Option<i64>, Query, minimum = 0, description = "Sessions to skip"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Sessions to skip"),
         ("limit" = Option<i64>, Query, minimum = 0, maximum = 10000, description = "Page size, 30 by default"),
     ),
     responses(
@@ -180,7 +200,7 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller, version: V
     Ok(Json(Page { offset, limit, results }))
 }
 
-#[utoipa::path(get, path = "/v5/RestoreSessions/{restoreSessionId}", tag = "RestoreSession", security(("Bearer" = [])),
+#[utoipa::path(get, path = "/v5/RestoreSessions/{restoreSessionId}", tag = "RestoreSession", operation_id = "RestoreSession_GetByRestoreSessionId", security(("Bearer" = [])),
     params(("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id")),
     responses(
         (status = 200, description = "The session", body = RestoreSession),
@@ -193,7 +213,7 @@ pub async fn get(State(state): State<Arc<AppState>>, caller: Caller, version: Ve
 }
 
 /// Stop a restore session: `{"stop": null}`. Answers 200 with an empty body.
-#[utoipa::path(post, path = "/v5/RestoreSessions/{restoreSessionId}/Action", tag = "RestoreSession", security(("Bearer" = [])),
+#[utoipa::path(post, path = "/v5/RestoreSessions/{restoreSessionId}/Action", tag = "RestoreSession", operation_id = "RestoreSession_Action", security(("Bearer" = [])),
     params(("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id")),
     request_body = dto::RestoreSessionAction,
     responses(
@@ -221,7 +241,7 @@ pub async fn action(
 }
 
 /// Stop a restore session (v8). Answers 204.
-#[utoipa::path(post, path = "/v8/RestoreSessions/{restoreSessionId}/Stop", tag = "v8", security(("Bearer" = [])),
+#[utoipa::path(post, path = "/v8/RestoreSessions/{restoreSessionId}/Stop", tag = "RestoreSession", operation_id = "RestoreSession_StopAction", security(("Bearer" = [])),
     params(("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id")),
     responses(
         (status = 204, description = "Stopped"),
@@ -253,10 +273,10 @@ async fn stop(state: &AppState, caller: &Caller, session: &SessionRow) -> ApiRes
     }
 }
 
-#[utoipa::path(get, path = "/v5/RestoreSessions/{restoreSessionId}/Events", tag = "RestoreSession", security(("Bearer" = [])),
+#[utoipa::path(get, path = "/v5/RestoreSessions/{restoreSessionId}/Events", tag = "RestoreSession", operation_id = "RestoreSessionEvent_Get", security(("Bearer" = [])),
     params(
         ("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id"),
-        ("offset" = Option<i64>, Query, minimum = 0, description = "Events to skip"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Events to skip"),
         ("limit" = Option<i64>, Query, minimum = 0, maximum = 10000, description = "Page size, 30 by default"),
     ),
     responses(
@@ -293,4 +313,60 @@ pub async fn events(
         })
         .collect::<ApiResult<_>>()?;
     Ok(Json(Page { offset, limit, results }))
+}
+
+// The same operations on the v8 paths (routed to the handlers above), so that the v8 document
+// describes every v8 route.
+
+/// List restore sessions the caller may see, oldest first (v8 path).
+#[utoipa::path(get, path = "/v8/RestoreSessions", tag = "RestoreSession", operation_id = "RestoreSession_GetPage", security(("Bearer" = [])),
+    params(
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Sessions to skip"),
+        ("limit" = Option<i64>, Query, minimum = 0, maximum = 10000, description = "Page size, 30 by default"),
+    ),
+    responses(
+        (status = 200, description = "A page of sessions", body = Page<RestoreSession>),
+        (status = 400, description = "Bad offset or limit", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+    ))]
+pub async fn list_v8(state: State<Arc<AppState>>, caller: Caller, version: Version, query: RawQuery) -> ApiResult<Json<Page<RestoreSession>>> {
+    list(state, caller, version, query).await
+}
+
+/// A restore session (v8 path).
+#[utoipa::path(get, path = "/v8/RestoreSessions/{restoreSessionId}", tag = "RestoreSession", operation_id = "RestoreSession_GetByRestoreSessionId",
+    security(("Bearer" = [])),
+    params(("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id")),
+    responses(
+        (status = 200, description = "The session", body = RestoreSession),
+        (status = 400, description = "Not a GUID", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+        (status = 404, description = "Unknown session, or another user's", body = ExceptionInfo),
+    ))]
+pub async fn get_v8(state: State<Arc<AppState>>, caller: Caller, version: Version, id: Path<String>) -> ApiResult<Json<RestoreSession>> {
+    get(state, caller, version, id).await
+}
+
+/// The events of a restore session (v8 path).
+#[utoipa::path(get, path = "/v8/RestoreSessions/{restoreSessionId}/Events", tag = "RestoreSession", operation_id = "RestoreSessionEvent_Get",
+    security(("Bearer" = [])),
+    params(
+        ("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id"),
+        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Events to skip"),
+        ("limit" = Option<i64>, Query, minimum = 0, maximum = 10000, description = "Page size, 30 by default"),
+    ),
+    responses(
+        (status = 200, description = "A page of events, in order", body = Page<RestoreSessionEvent>),
+        (status = 400, description = "Not a GUID, or bad offset or limit", body = ExceptionInfo),
+        (status = 401, description = "No or bad token", body = ExceptionInfo),
+        (status = 404, description = "Unknown session, or another user's", body = ExceptionInfo),
+    ))]
+pub async fn events_v8(
+    state: State<Arc<AppState>>,
+    caller: Caller,
+    version: Version,
+    id: Path<String>,
+    query: RawQuery,
+) -> ApiResult<Json<Page<RestoreSessionEvent>>> {
+    events(state, caller, version, id, query).await
 }

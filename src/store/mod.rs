@@ -1,75 +1,114 @@
-//! Storage: the embedded SQLite database (WAL, one writer connection, a few readers).
+//! Storage: one set of queries over two databases (sqlx's `Any` driver), each with its own
+//! migrations: embedded SQLite by default, PostgreSQL when several instances share one.
 //!
-//! Every acknowledged write has been committed before the API answers. In WAL mode with
-//! `synchronous=NORMAL` a commit survives the process being killed (`kill -9`); only an operating
-//! system crash or power loss can lose the last transactions.
+//! The queries keep to what both dialects accept (`$1` placeholders, `ON CONFLICT`, `RETURNING`,
+//! integers for times and flags). Every acknowledged write has been committed before the API
+//! answers. SQLite runs in WAL mode with `synchronous=NORMAL` and one writer connection: a commit
+//! survives the process being killed (`kill -9`); only an operating-system crash or power loss can
+//! lose the last transactions. PostgreSQL commits are durable as its own settings say.
 
 mod rows;
 
 pub use rows::*;
 
 use crate::clock::Millis;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use std::str::FromStr;
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use sqlx::Executor;
 use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
 
 /// Migrations, in order, compiled into the binary. Each runs once, in a transaction, and is
 /// recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
-
-async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
-        .execute(pool)
-        .await?;
-    for (version, sql) in MIGRATIONS {
-        let mut tx = pool.begin().await?;
-        let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if done.is_none() {
-            sqlx::raw_sql(sql).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
-                .bind(version)
-                .bind(chrono::Utc::now().timestamp_millis())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+fn migrations(dialect: Dialect) -> &'static [(i64, &'static str)] {
+    match dialect {
+        Dialect::Sqlite => &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))],
+        Dialect::Postgres => &[(1, include_str!("../../migrations/postgres/0001_init.sql"))],
     }
-    Ok(())
+}
+
+/// Applies the migrations not yet applied. Safe to run from several instances at once on
+/// PostgreSQL: an advisory lock serializes them.
+pub async fn migrate(pool: &AnyPool, dialect: Dialect) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    if dialect == Dialect::Postgres {
+        conn.execute("SELECT pg_advisory_lock(7215001)").await?;
+    }
+    let result = async {
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+            .await?;
+        for (version, sql) in migrations(dialect) {
+            let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if done.is_none() {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                sqlx::raw_sql(sql).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                    .bind(version)
+                    .bind(chrono::Utc::now().timestamp_millis())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    if dialect == Dialect::Postgres {
+        conn.execute("SELECT pg_advisory_unlock(7215001)").await?;
+    }
+    result
 }
 
 #[derive(Clone)]
 pub struct Store {
-    /// The only connection that writes: SQLite has one writer at a time anyway, and one
-    /// connection avoids SQLITE_BUSY between our own writers.
-    writer: SqlitePool,
-    readers: SqlitePool,
+    /// Writes go here. For SQLite it is one connection: SQLite has one writer at a time anyway,
+    /// and one connection avoids SQLITE_BUSY between our own writers.
+    writer: AnyPool,
+    readers: AnyPool,
+    pub dialect: Dialect,
 }
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;
 
 impl Store {
-    pub async fn open_sqlite(url: &str) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone())
+    /// Opens `sqlite://FILE` or `postgres://…`, and migrates the schema.
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            migrate(&pool, Dialect::Postgres).await?;
+            return Ok(Store { writer: pool.clone(), readers: pool, dialect: Dialect::Postgres });
+        }
+        let path_url = url.split_once('?').map(|(p, _)| p).unwrap_or(url);
+        let pragmas = |pool: AnyPoolOptions| {
+            pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+                        .await?;
+                    Ok(())
+                })
+            })
+        };
+        let writer = pragmas(AnyPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(10)))
+            .connect(&format!("{path_url}?mode=rwc"))
             .await?;
-        migrate(&writer).await?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.read_only(true))
+        migrate(&writer, Dialect::Sqlite).await?;
+        let readers = pragmas(AnyPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(10)))
+            .connect(&format!("{path_url}?mode=ro"))
             .await?;
-        Ok(Store { writer, readers })
+        Ok(Store { writer, readers, dialect: Dialect::Sqlite })
     }
 
     pub async fn close(&self) {
@@ -79,11 +118,13 @@ impl Store {
 
     // ---- users and API tokens ----
 
+    /// User names are matched without regard to case (they are stored lowercase).
     pub async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
-        sqlx::query_as("SELECT id, name, password_hash, is_admin FROM users WHERE name = $1")
-            .bind(name)
+        let row: Option<UserRow> = sqlx::query_as("SELECT id, name, password_hash, is_admin FROM users WHERE name = $1")
+            .bind(name.to_lowercase())
             .fetch_optional(&self.readers)
-            .await
+            .await?;
+        Ok(row.map(User::from))
     }
 
     pub async fn insert_user(&self, user: &User, now: Millis) -> StoreResult<bool> {
@@ -92,9 +133,9 @@ impl Store {
              ON CONFLICT (name) DO NOTHING",
         )
         .bind(&user.id)
-        .bind(&user.name)
+        .bind(user.name.to_lowercase())
         .bind(&user.password_hash)
-        .bind(user.is_admin)
+        .bind(user.is_admin as i64)
         .bind(now)
         .execute(&self.writer)
         .await?;
@@ -114,7 +155,7 @@ impl Store {
 
     /// The user a live token of `kind` belongs to.
     pub async fn token_user(&self, hash: &str, kind: TokenKind, now: Millis) -> StoreResult<Option<User>> {
-        sqlx::query_as(
+        let row: Option<UserRow> = sqlx::query_as(
             "SELECT u.id, u.name, u.password_hash, u.is_admin FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = $1 AND t.kind = $2 AND t.expires_at > $3",
         )
@@ -122,7 +163,8 @@ impl Store {
         .bind(kind.as_str())
         .bind(now)
         .fetch_optional(&self.readers)
-        .await
+        .await?;
+        Ok(row.map(User::from))
     }
 
     /// Removes a refresh token so it cannot be used twice; true when it was live.
@@ -138,10 +180,11 @@ impl Store {
     }
 
     pub async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        sqlx::query_as("SELECT id, name, password_hash, is_admin FROM users WHERE id = $1")
+        let row: Option<UserRow> = sqlx::query_as("SELECT id, name, password_hash, is_admin FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.readers)
-            .await
+            .await?;
+        Ok(row.map(User::from))
     }
 
     pub async fn delete_expired_tokens(&self, now: Millis) -> StoreResult<u64> {
@@ -228,7 +271,7 @@ impl Store {
     pub async fn sessions(&self, owner: Option<&str>, offset: i64, limit: i64) -> StoreResult<Vec<SessionRow>> {
         sqlx::query_as(&format!(
             "SELECT {SESSION_COLUMNS} FROM restore_sessions WHERE seq IN (
-               SELECT seq FROM restore_sessions WHERE ($1 IS NULL OR initiated_by_id = $1)
+               SELECT seq FROM restore_sessions WHERE (CAST($1 AS TEXT) IS NULL OR initiated_by_id = $1)
                ORDER BY seq LIMIT $2 OFFSET $3) ORDER BY seq"
         ))
         .bind(owner)
@@ -279,7 +322,7 @@ impl Store {
     pub async fn add_event(&self, session_id: &str, event: &NewEvent) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         insert_event(&mut tx, session_id, event).await?;
-        sqlx::query("UPDATE restore_sessions SET last_activity = MAX(last_activity, $2) WHERE id = $1")
+        sqlx::query("UPDATE restore_sessions SET last_activity = CASE WHEN last_activity > $2 THEN last_activity ELSE $2 END WHERE id = $1")
             .bind(session_id)
             .bind(event.start_time)
             .execute(&mut *tx)
@@ -399,7 +442,7 @@ impl Store {
     /// The state of the authorizations with this user code that `user_id` may see (all for None).
     pub async fn device_states_by_user_code(&self, user_code: &str, user_id: Option<&str>) -> StoreResult<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT state FROM device_authorizations WHERE user_code = $1 AND ($2 IS NULL OR user_id = $2)",
+            "SELECT state FROM device_authorizations WHERE user_code = $1 AND (CAST($2 AS TEXT) IS NULL OR user_id = $2)",
         )
         .bind(user_code)
         .bind(user_id)
@@ -409,7 +452,7 @@ impl Store {
     }
 }
 
-async fn insert_event(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, session_id: &str, e: &NewEvent) -> StoreResult<()> {
+async fn insert_event(tx: &mut sqlx::Transaction<'_, sqlx::Any>, session_id: &str, e: &NewEvent) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO session_events (id, session_id, ord, status, title, message, start_time, end_time)
          VALUES ($1, $2, (SELECT COALESCE(MAX(ord), 0) + 1 FROM session_events WHERE session_id = $2), $3, $4, $5, $6, $7)",

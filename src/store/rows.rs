@@ -3,12 +3,27 @@
 use crate::clock::Millis;
 use crate::domain::session::EventStatus;
 
-#[derive(Clone, sqlx::FromRow)]
+#[derive(Clone)]
 pub struct User {
     pub id: String,
     pub name: String,
     pub password_hash: String,
     pub is_admin: bool,
+}
+
+/// A user as both databases hold it (flags are integers).
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: String,
+    name: String,
+    password_hash: String,
+    is_admin: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User { id: r.id, name: r.name, password_hash: r.password_hash, is_admin: r.is_admin != 0 }
+    }
 }
 
 impl std::fmt::Debug for User {

@@ -65,7 +65,11 @@ async fn budget_spreads_polls_without_overlap_or_early_polls() {
     let start = clock.now();
     let (base, log) = authority(start + 3_000).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+    let url = match crate::helpers::postgres_database_for(dir.path()).await {
+        Some(pg) => pg,
+        None => format!("sqlite://{}", dir.path().join("t.db").display()),
+    };
+    let store = Store::open(&url).await.unwrap();
     let sealer = Sealer::from_key(&[1u8; 32]);
     let identity = Arc::new(IdentityClient::new(restoregate::tls::client_config(&[]).unwrap(), Duration::from_secs(5), clock.clone()).unwrap());
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);

@@ -46,8 +46,11 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
 }
 
 /// A server whose time is `clock` (a `ManualClock` to drive expiry without waiting).
-pub async fn spawn_with_clock(settings: Settings, clock: restoregate::clock::SharedClock) -> TestApp {
+pub async fn spawn_with_clock(mut settings: Settings, clock: restoregate::clock::SharedClock) -> TestApp {
     let data_dir = settings.data_dir.clone();
+    if settings.database_url.is_none() {
+        settings.database_url = postgres_database_for(&data_dir).await;
+    }
     let app = Application::build_with_clock(settings, clock).await.expect("the server starts");
     let addr = app.local_addr();
     let handle = app.handle();
@@ -60,6 +63,24 @@ pub async fn spawn_with_clock(settings: Settings, clock: restoregate::clock::Sha
         .build()
         .unwrap();
     TestApp { addr, base: format!("https://127.0.0.1:{}", addr.port()), client, data_dir, handle, task: Some(task), _tmp: None }
+}
+
+/// With `RESTOREGATE_TEST_POSTGRES` set (an administrator's URL, e.g.
+/// `postgres://postgres@127.0.0.1:5432/postgres`), every test server stores its data in its own
+/// PostgreSQL database, named after its data directory so that a restart finds it again: the
+/// whole suite is then the conformance suite of the PostgreSQL store. Unset: SQLite.
+pub async fn postgres_database_for(data_dir: &Path) -> Option<String> {
+    use sqlx::{Connection, Executor};
+    let admin = std::env::var("RESTOREGATE_TEST_POSTGRES").ok().filter(|u| !u.is_empty())?;
+    let name = format!("rg_test_{}", &restoregate::crypto::sha256_hex(&data_dir.to_string_lossy())[..16]);
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("RESTOREGATE_TEST_POSTGRES is reachable");
+    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1").bind(&name).fetch_optional(&mut conn).await.unwrap();
+    if exists.is_none() {
+        conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+    }
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
 }
 
 impl TestApp {
