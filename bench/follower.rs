@@ -12,7 +12,7 @@ use restoregate::clock::{Clock, SharedClock, SystemClock};
 use restoregate::crypto::Sealer;
 use restoregate::domain::session::EventStatus;
 use restoregate::identity::IdentityClient;
-use restoregate::signin::{Follower, DEVICE_CODE_PURPOSE};
+use restoregate::signin::{Follower, FollowerOptions, DEVICE_CODE_PURPOSE};
 use restoregate::store::{DeviceAuthorizationRow, NewEvent, SessionRow, Store};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -114,7 +114,7 @@ async fn follower(pending: usize) -> anyhow::Result<()> {
     let clock: SharedClock = Arc::new(SystemClock);
     let identity = Arc::new(IdentityClient::new(restoregate::tls::client_config(&[])?, Duration::from_secs(10), clock.clone())?);
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (handle, _task) = Follower::start(store.clone(), identity, sealer.clone(), clock.clone(), POLL_BUDGET_PER_SECOND, stop_rx);
+    let (handle, _task) = Follower::start(store.clone(), identity, sealer.clone(), clock.clone(), FollowerOptions { polls_per_second_per_authority: POLL_BUDGET_PER_SECOND, ..Default::default() }, stop_rx);
 
     // Sessions to hang the authorizations on.
     let now = clock.now();
@@ -164,7 +164,7 @@ async fn follower(pending: usize) -> anyhow::Result<()> {
             created_at: created,
         };
         let event = NewEvent { status: EventStatus::Success, title: "Device code requested".into(), message: String::new(), start_time: now, end_time: Some(now) };
-        store.insert_device_authorization(&row, &event).await?;
+        store.insert_device_authorization(&row, &event, &handle.lease(row.created_at)).await?;
         handle.follow(row);
     }
     let inserted_in = insert_start.elapsed();

@@ -147,7 +147,10 @@ impl Application {
             identity.clone(),
             sealer.clone(),
             clock.clone(),
-            settings.authority_polls_per_second,
+            crate::signin::FollowerOptions {
+                polls_per_second_per_authority: settings.authority_polls_per_second,
+                lease_ms: (settings.follower_lease_seconds as i64) * 1000,
+            },
             shutdown_rx.clone(),
         );
         background.push(follower_task);

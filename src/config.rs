@@ -65,6 +65,7 @@ struct FileSettings {
     sandbox_code_lifetime_seconds: Option<u64>,
     authority_polls_per_second: Option<f64>,
     outbound_timeout_ms: Option<u64>,
+    follower_lease_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -97,6 +98,9 @@ pub struct Settings {
     pub authority_polls_per_second: f64,
     /// Deadline of each outbound call to an authority (connect and whole response).
     pub outbound_timeout_ms: u64,
+    /// How long an instance's claim on a pending sign-in lasts without renewal; when it dies,
+    /// other instances take its sign-ins over within this time.
+    pub follower_lease_seconds: u64,
 }
 
 impl Settings {
@@ -119,6 +123,7 @@ impl Settings {
             sandbox_code_lifetime_seconds: 900,
             authority_polls_per_second: 200.0,
             outbound_timeout_ms: 10_000,
+            follower_lease_seconds: 30,
         }
     }
 
@@ -134,6 +139,7 @@ impl Settings {
             ("RESTOREGATE_SANDBOX_POLL_INTERVAL_SECONDS", &mut s.sandbox_poll_interval_seconds),
             ("RESTOREGATE_SANDBOX_CODE_LIFETIME_SECONDS", &mut s.sandbox_code_lifetime_seconds),
             ("RESTOREGATE_OUTBOUND_TIMEOUT_MS", &mut s.outbound_timeout_ms),
+            ("RESTOREGATE_FOLLOWER_LEASE_SECONDS", &mut s.follower_lease_seconds),
         ] {
             if let Ok(v) = std::env::var(name) {
                 *field = v.trim().parse().map_err(|_| anyhow::anyhow!("{name} must be a whole number"))?;
@@ -188,7 +194,7 @@ impl Settings {
             ($($field:ident),*) => { $( if f.$field.is_some() { self.$field = f.$field; } )* };
         }
         take!(listen, data_dir, sandbox, session_idle_timeout_seconds, sandbox_poll_interval_seconds,
-              sandbox_code_lifetime_seconds, authority_polls_per_second, outbound_timeout_ms);
+              sandbox_code_lifetime_seconds, authority_polls_per_second, outbound_timeout_ms, follower_lease_seconds);
         take_opt!(public_url, database_url, tls_cert, tls_key, authority_ca_file);
         for (name, o) in f.regions {
             let region: Region = name.parse().map_err(|e| anyhow::anyhow!("configuration file: {e}"))?;
@@ -228,6 +234,9 @@ impl Settings {
         }
         if !(self.authority_polls_per_second > 0.0) {
             anyhow::bail!("authority_polls_per_second must be above 0");
+        }
+        if self.follower_lease_seconds == 0 {
+            anyhow::bail!("follower_lease_seconds must be above 0");
         }
         if self.sandbox_poll_interval_seconds == 0 || self.sandbox_code_lifetime_seconds == 0 {
             anyhow::bail!("sandbox_poll_interval_seconds and sandbox_code_lifetime_seconds must be above 0");

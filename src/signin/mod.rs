@@ -13,7 +13,7 @@ use crate::crypto::Sealer;
 use crate::domain::schedule::Schedule;
 use crate::domain::session::EventStatus;
 use crate::identity::IdentityClient;
-use crate::store::{DeviceAuthorizationRow, Finish, NewEvent, SignInState, Store};
+use crate::store::{DeviceAuthorizationRow, Finish, Lease, NewEvent, SignInState, Store};
 use outcome::{poll_step, PollTarget, Step};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -33,7 +33,7 @@ enum Message {
     /// A poll ended and the authorization is still pending.
     Again(Box<Pending>),
     /// A poll ended it.
-    Done,
+    Done(String),
     /// The session stopped: forget its pending sign-ins (the store has ended them).
     Cancel { session_id: String },
 }
@@ -42,9 +42,16 @@ enum Message {
 #[derive(Clone)]
 pub struct FollowerHandle {
     tx: mpsc::UnboundedSender<Message>,
+    owner: Arc<str>,
+    lease_ms: i64,
 }
 
 impl FollowerHandle {
+    /// The lease a new authorization is stored with: this instance follows it.
+    pub fn lease(&self, now: Millis) -> Lease {
+        Lease { owner: self.owner.to_string(), until: now + self.lease_ms }
+    }
+
     pub fn follow(&self, row: DeviceAuthorizationRow) {
         let _ = self.tx.send(Message::Follow(Box::new(row)));
     }
@@ -139,6 +146,8 @@ struct Queue {
     heap: BinaryHeap<Reverse<Entry>>,
     in_flight: HashSet<String>,
     cancelled_sessions: HashSet<String>,
+    /// In flight when their lease was found taken: dropped when the poll comes back.
+    lost: HashSet<String>,
 }
 
 impl Queue {
@@ -156,36 +165,47 @@ impl Queue {
     }
 }
 
+/// How the follower runs.
+#[derive(Debug, Clone)]
+pub struct FollowerOptions {
+    pub polls_per_second_per_authority: f64,
+    /// How long a claim on a pending sign-in lasts without renewal. Renewed every third of it;
+    /// when an instance dies, others take its sign-ins over within one lease.
+    pub lease_ms: i64,
+}
+
+impl Default for FollowerOptions {
+    fn default() -> Self {
+        FollowerOptions { polls_per_second_per_authority: 200.0, lease_ms: 30_000 }
+    }
+}
+
+/// Pending sign-ins claimed per statement.
+const CLAIM_BATCH: i64 = 1000;
+
 pub struct Follower;
 
 impl Follower {
-    /// Starts the scheduler; it loads every pending authorization from the store first.
+    /// Starts the scheduler. It claims pending authorizations nobody holds (at start: those of a
+    /// previous run, or of a dead instance), renews its leases, and keeps claiming lapsed ones.
     pub fn start(
         store: Store,
         identity: Arc<IdentityClient>,
         sealer: Sealer,
         clock: SharedClock,
-        polls_per_second_per_authority: f64,
+        options: FollowerOptions,
         mut shutdown: watch::Receiver<bool>,
     ) -> (FollowerHandle, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let handle = FollowerHandle { tx: tx.clone() };
+        let owner: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+        let handle = FollowerHandle { tx: tx.clone(), owner: owner.clone(), lease_ms: options.lease_ms };
+        let lease_handle = handle.clone();
+        let polls_per_second_per_authority = options.polls_per_second_per_authority;
         let worker = Arc::new(Worker { store, identity, sealer, clock });
         let task = tokio::spawn(async move {
             let mut queue = Queue::default();
-            let resumed_at = worker.clock.now();
-            match worker.store.pending_device_authorizations().await {
-                Ok(rows) => {
-                    tracing::info!(pending = rows.len(), "resuming pending sign-ins");
-                    for row in rows {
-                        match Pending::open(row, &worker.sealer, Some(resumed_at)) {
-                            Ok(p) => queue.push(p),
-                            Err((row, why)) => worker.fail(&row, why).await,
-                        }
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "cannot load pending sign-ins"),
-            }
+            let mut lease_tick = tokio::time::interval(Duration::from_millis((options.lease_ms / 3).max(100) as u64));
+            lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut budget = Budget { gap_ms: 1000.0 / polls_per_second_per_authority, next_free: HashMap::new() };
             let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_POLLS));
             loop {
@@ -193,6 +213,7 @@ impl Follower {
                 tokio::select! {
                     biased;
                     _ = shutdown.changed() => break,
+                    _ = lease_tick.tick() => worker.keep_leases(&lease_handle, &mut queue).await,
                     message = rx.recv() => match message {
                         Some(Message::Follow(row)) => {
                             if !queue.is_followed(&row.id) {
@@ -204,11 +225,14 @@ impl Follower {
                         }
                         Some(Message::Again(p)) => {
                             queue.in_flight.remove(&p.id);
-                            if !queue.cancelled_sessions.contains(&p.session_id) {
+                            if !queue.cancelled_sessions.contains(&p.session_id) && !queue.lost.remove(&p.id) {
                                 queue.push(*p);
                             }
                         }
-                        Some(Message::Done) => {}
+                        Some(Message::Done(id)) => {
+                            queue.in_flight.remove(&id);
+                            queue.lost.remove(&id);
+                        }
                         Some(Message::Cancel { session_id }) => {
                             queue.waiting.retain(|_, p| p.session_id != session_id);
                             // Polls in flight for it are dropped when they come back.
@@ -222,7 +246,10 @@ impl Follower {
                             let Reverse(entry) = queue.heap.pop().expect("peeked");
                             // Entries of cancelled or finished sign-ins are skipped lazily.
                             let Some(authority) = queue.waiting.get(&entry.id).map(|p| p.authority.clone()) else { continue };
-                            if !entry.reserved {
+                            // A slot held since long ago (the scheduler fell behind) is stale:
+                            // spending it now would burst; take a fresh one.
+                            let stale = entry.reserved && now - entry.at > budget.gap_ms as Millis;
+                            if !entry.reserved || stale {
                                 let slot = budget.reserve(&authority, now);
                                 if slot > now {
                                     queue.heap.push(Reverse(Entry { at: slot, reserved: true, ..entry }));
@@ -235,9 +262,10 @@ impl Follower {
                             let worker = worker.clone();
                             let tx = tx.clone();
                             tokio::spawn(async move {
+                                let id = pending.id.clone();
                                 let message = match worker.poll(pending).await {
                                     Some(p) => Message::Again(Box::new(p)),
-                                    None => Message::Done,
+                                    None => Message::Done(id),
                                 };
                                 let _ = tx.send(message);
                                 drop(permit);
@@ -246,6 +274,9 @@ impl Follower {
                     }
                 }
             }
+            if let Err(e) = worker.store.release_leases(&owner).await {
+                tracing::warn!(error = %e, "cannot release leases; other instances take over when they lapse");
+            }
             tracing::info!(pending = queue.len(), "sign-in follower stopped; pending sign-ins resume at next start");
         });
         (handle, task)
@@ -253,6 +284,49 @@ impl Follower {
 }
 
 impl Worker {
+    /// Renews this instance's leases (forgetting sign-ins whose lease another instance took while
+    /// this one was stalled), then claims pending sign-ins that nobody holds.
+    async fn keep_leases(&self, handle: &FollowerHandle, queue: &mut Queue) {
+        let now = self.clock.now();
+        let lease = handle.lease(now);
+        match self.store.renew_leases(&lease, now).await {
+            Ok(held) => {
+                let held: HashSet<String> = held.into_iter().collect();
+                queue.waiting.retain(|id, _| held.contains(id));
+                for id in queue.in_flight.iter().filter(|id| !held.contains(*id)) {
+                    queue.lost.insert(id.clone());
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot renew sign-in leases"),
+        }
+        loop {
+            match self.store.claim_device_authorizations(&lease, now, CLAIM_BATCH).await {
+                Ok(rows) => {
+                    let n = rows.len() as i64;
+                    if n > 0 {
+                        tracing::info!(claimed = n, "following pending sign-ins");
+                    }
+                    for row in rows {
+                        if queue.is_followed(&row.id) {
+                            continue;
+                        }
+                        match Pending::open(row, &self.sealer, Some(now)) {
+                            Ok(p) => queue.push(p),
+                            Err((row, why)) => self.fail(&row, why).await,
+                        }
+                    }
+                    if n < CLAIM_BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim pending sign-ins");
+                    break;
+                }
+            }
+        }
+    }
+
     /// Polls once; the authorization back when it is still pending.
     async fn poll(&self, mut p: Pending) -> Option<Pending> {
         let before = p.schedule.clone();

@@ -344,13 +344,14 @@ impl Store {
 
     // ---- device authorizations ----
 
-    pub async fn insert_device_authorization(&self, d: &DeviceAuthorizationRow, event: &NewEvent) -> StoreResult<()> {
+    /// Records a new authorization, leased to the instance that will follow it, with its event.
+    pub async fn insert_device_authorization(&self, d: &DeviceAuthorizationRow, event: &NewEvent, lease: &Lease) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO device_authorizations (id, session_id, user_id, user_code, authority, tenant, client_id,
                token_endpoint, device_code_sealed, interval_ms, expires_at, next_poll_at, transient_failures, polls,
-               state, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, 0, 'pending', $13)",
+               state, created_at, lease_owner, lease_until)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, 0, 'pending', $13, $14, $15)",
         )
         .bind(&d.id)
         .bind(&d.session_id)
@@ -365,6 +366,8 @@ impl Store {
         .bind(d.expires_at)
         .bind(d.next_poll_at)
         .bind(d.created_at)
+        .bind(&lease.owner)
+        .bind(lease.until)
         .execute(&mut *tx)
         .await?;
         insert_event(&mut tx, &d.session_id, event).await?;
@@ -381,6 +384,53 @@ impl Store {
         sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM device_authorizations WHERE state = 'pending'"))
             .fetch_all(&self.readers)
             .await
+    }
+
+    /// Takes up to `limit` pending authorizations nobody holds (never leased, or the lease has
+    /// lapsed: its instance died). On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets instances claim
+    /// side by side without taking the same rows; SQLite has a single writer anyway.
+    pub async fn claim_device_authorizations(&self, lease: &Lease, now: Millis, limit: i64) -> StoreResult<Vec<DeviceAuthorizationRow>> {
+        let lock = match self.dialect {
+            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        sqlx::query_as(&format!(
+            "UPDATE device_authorizations SET lease_owner = $1, lease_until = $2
+             WHERE id IN (SELECT id FROM device_authorizations
+                          WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < $3)
+                          ORDER BY next_poll_at LIMIT $4 {lock})
+             RETURNING {DEVICE_COLUMNS}"
+        ))
+        .bind(&lease.owner)
+        .bind(lease.until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.writer)
+        .await
+    }
+
+    /// Extends this instance's leases; the ids it still holds (a lease that lapsed meanwhile may
+    /// have been claimed by another instance: those are not renewed).
+    pub async fn renew_leases(&self, lease: &Lease, now: Millis) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "UPDATE device_authorizations SET lease_until = $2
+             WHERE lease_owner = $1 AND state = 'pending' AND lease_until >= $3 RETURNING id",
+        )
+        .bind(&lease.owner)
+        .bind(lease.until)
+        .bind(now)
+        .fetch_all(&self.writer)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Lets other instances take this one's pending authorizations at once (graceful shutdown).
+    pub async fn release_leases(&self, owner: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE device_authorizations SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 AND state = 'pending'")
+            .bind(owner)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     pub async fn count_pending_device_authorizations(&self) -> StoreResult<i64> {

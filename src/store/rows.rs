@@ -149,3 +149,10 @@ pub struct Finish<'a> {
     /// Polls made, the last included.
     pub polls: u32,
 }
+
+/// A claim on pending authorizations: which instance follows them, and until when.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub owner: String,
+    pub until: Millis,
+}

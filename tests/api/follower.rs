@@ -5,7 +5,7 @@ use restoregate::clock::{Clock, SharedClock, SystemClock};
 use restoregate::crypto::Sealer;
 use restoregate::domain::session::EventStatus;
 use restoregate::identity::IdentityClient;
-use restoregate::signin::{Follower, DEVICE_CODE_PURPOSE};
+use restoregate::signin::{Follower, FollowerOptions, DEVICE_CODE_PURPOSE};
 use restoregate::store::{DeviceAuthorizationRow, NewEvent, SessionRow, Store};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -73,7 +73,7 @@ async fn budget_spreads_polls_without_overlap_or_early_polls() {
     let sealer = Sealer::from_key(&[1u8; 32]);
     let identity = Arc::new(IdentityClient::new(restoregate::tls::client_config(&[]).unwrap(), Duration::from_secs(5), clock.clone()).unwrap());
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let (handle, _task) = Follower::start(store.clone(), identity, sealer.clone(), clock.clone(), BUDGET, stop_rx);
+    let (handle, _task) = Follower::start(store.clone(), identity, sealer.clone(), clock.clone(), FollowerOptions { polls_per_second_per_authority: BUDGET, ..Default::default() }, stop_rx);
 
     let session = uuid::Uuid::new_v4().to_string();
     let event = NewEvent { status: EventStatus::Success, title: "t".into(), message: String::new(), start_time: start, end_time: None };
@@ -114,7 +114,7 @@ async fn budget_spreads_polls_without_overlap_or_early_polls() {
             transient_failures: 0,
             created_at: start,
         };
-        store.insert_device_authorization(&row, &event).await.unwrap();
+        store.insert_device_authorization(&row, &event, &handle.lease(row.created_at)).await.unwrap();
         handle.follow(row.clone());
         handle.follow(row); // handed over twice: still followed once
     }
