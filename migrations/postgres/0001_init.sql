@@ -45,9 +45,20 @@ CREATE TABLE restore_sessions (
     initiated_by      TEXT NOT NULL,
     initiated_by_id   TEXT NOT NULL,
     details           TEXT NOT NULL,
-    last_activity     BIGINT NOT NULL
+    last_activity     BIGINT NOT NULL,
+    -- Dense ordinals (sessions are never deleted), so that a page at any offset is an index
+    -- range scan: the n-th session overall, and the n-th of the user who started it.
+    list_ord          BIGINT NOT NULL UNIQUE,
+    owner_ord         BIGINT NOT NULL,
+    UNIQUE (initiated_by_id, owner_ord)
 );
-CREATE INDEX restore_sessions_owner ON restore_sessions(initiated_by_id, seq);
+
+-- Named counters handing out the ordinals above (one row per counter, locked while a session is
+-- added).
+CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
 CREATE INDEX restore_sessions_idle ON restore_sessions(state, last_activity);
 
 CREATE TABLE session_events (

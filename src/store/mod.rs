@@ -235,10 +235,12 @@ impl Store {
     /// Inserts a session with its first event, in one transaction.
     pub async fn insert_session(&self, s: &SessionRow, first_event: &NewEvent) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
+        let list_ord = next_counter(&mut tx, "sessions").await?;
+        let owner_ord = next_counter(&mut tx, &format!("sessions:{}", s.initiated_by_id)).await?;
         sqlx::query(
             "INSERT INTO restore_sessions (id, name, organization_id, organization_name, type, creation_time, end_time,
-               state, result, initiated_by, initiated_by_id, details, last_activity)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+               state, result, initiated_by, initiated_by_id, details, last_activity, list_ord, owner_ord)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&s.id)
         .bind(&s.name)
@@ -253,6 +255,8 @@ impl Store {
         .bind(&s.initiated_by_id)
         .bind(&s.details)
         .bind(s.creation_time)
+        .bind(list_ord)
+        .bind(owner_ord)
         .execute(&mut *tx)
         .await?;
         insert_event(&mut tx, &s.id, first_event).await?;
@@ -266,19 +270,32 @@ impl Store {
             .await
     }
 
-    /// A page of sessions, newest last, optionally only those a user started. Keyed on the
-    /// integer primary key so that a deep offset walks an index, not the table.
+    /// A page of sessions, oldest first, optionally only those a user started. The dense
+    /// ordinals turn any offset into an index range scan: the last page of 100,000 costs what the
+    /// first does.
     pub async fn sessions(&self, owner: Option<&str>, offset: i64, limit: i64) -> StoreResult<Vec<SessionRow>> {
-        sqlx::query_as(&format!(
-            "SELECT {SESSION_COLUMNS} FROM restore_sessions WHERE seq IN (
-               SELECT seq FROM restore_sessions WHERE (CAST($1 AS TEXT) IS NULL OR initiated_by_id = $1)
-               ORDER BY seq LIMIT $2 OFFSET $3) ORDER BY seq"
-        ))
-        .bind(owner)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.readers)
-        .await
+        match owner {
+            None => {
+                sqlx::query_as(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM restore_sessions WHERE list_ord > $1 ORDER BY list_ord LIMIT $2"
+                ))
+                .bind(offset)
+                .bind(limit)
+                .fetch_all(&self.readers)
+                .await
+            }
+            Some(owner) => {
+                sqlx::query_as(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM restore_sessions WHERE initiated_by_id = $1 AND owner_ord > $2
+                     ORDER BY owner_ord LIMIT $3"
+                ))
+                .bind(owner)
+                .bind(offset)
+                .bind(limit)
+                .fetch_all(&self.readers)
+                .await
+            }
+        }
     }
 
     /// Stops a working session and records why; false when it was not working.
@@ -500,6 +517,18 @@ impl Store {
         .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
+}
+
+/// The next value of a named counter (1 for a new one), inside the caller's transaction.
+async fn next_counter(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &str) -> StoreResult<i64> {
+    let (value,): (i64,) = sqlx::query_as(
+        "INSERT INTO counters (name, value) VALUES ($1, 1)
+         ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+    )
+    .bind(name)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(value)
 }
 
 async fn insert_event(tx: &mut sqlx::Transaction<'_, sqlx::Any>, session_id: &str, e: &NewEvent) -> StoreResult<()> {
