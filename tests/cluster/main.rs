@@ -1,5 +1,7 @@
-//! Three instances on one PostgreSQL follow 300 pending sign-ins; one is killed with SIGKILL
-//! mid-way. Every sign-in completes exactly once, and no code is polled faster than its interval.
+//! Whole processes: three instances on one PostgreSQL follow 300 pending sign-ins while one is
+//! killed with SIGKILL; and a crash test per store.
+
+mod crash;
 
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
@@ -96,9 +98,9 @@ async fn authority() -> (String, Arc<Mutex<Authority>>) {
     (base, state)
 }
 
-struct Instance {
-    child: Child,
-    base: String,
+pub struct Instance {
+    pub child: Child,
+    pub base: String,
 }
 
 impl Drop for Instance {
@@ -109,15 +111,26 @@ impl Drop for Instance {
 }
 
 fn start_instance(data_dir: &std::path::Path, database_url: &str, authority: &str) -> Instance {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_restoregate"))
+    start(data_dir, &[
+        ("RESTOREGATE_DATABASE_URL", database_url),
+        ("RESTOREGATE_SANDBOX", "false"),
+        ("RESTOREGATE_REGIONS__WORLDWIDE__AUTHORITY", authority),
+        ("RESTOREGATE_FOLLOWER_LEASE_SECONDS", "2"),
+    ])
+}
+
+/// Starts the server binary on a free loopback port.
+pub fn start(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Instance {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_restoregate"));
+    command
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
-        .env("RESTOREGATE_DATABASE_URL", database_url)
-        .env("RESTOREGATE_SANDBOX", "false")
-        .env("RESTOREGATE_REGIONS__WORLDWIDE__AUTHORITY", authority)
         .env("RESTOREGATE_ADMIN_PASSWORD", "cluster-admin")
-        .env("RESTOREGATE_FOLLOWER_LEASE_SECONDS", "2")
-        .env("RESTOREGATE_LOG", "warn")
+        .env("RESTOREGATE_LOG", "warn");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -132,41 +145,48 @@ fn start_instance(data_dir: &std::path::Path, database_url: &str, authority: &st
     Instance { child, base: format!("https://{addr}") }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_instances_one_killed_every_sign_in_completes_once() {
-    restoregate::tls::install_crypto_provider();
+/// A fresh PostgreSQL database: (administrator connection, its name, its URL).
+pub async fn new_database() -> (sqlx::PgConnection, String, String) {
     let admin = std::env::var("RESTOREGATE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let name = format!("rg_cluster_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL on 127.0.0.1:5432 (or RESTOREGATE_TEST_POSTGRES)");
     conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
     let mut db_url = url::Url::parse(&admin).unwrap();
     db_url.set_path(&format!("/{name}"));
-    let db_url = db_url.to_string();
+    (conn, name, db_url.to_string())
+}
+
+pub fn client_for(data_dir: &std::path::Path) -> reqwest::Client {
+    let cert = restoregate::tls::read_certs(&data_dir.join("tls-cert.pem")).unwrap();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(restoregate::tls::client_config(&cert).unwrap())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+pub async fn wait_healthy(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("{base}/health")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+        assert!(Instant::now() < deadline, "{base} did not become healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_one_killed_every_sign_in_completes_once() {
+    restoregate::tls::install_crypto_provider();
+    let (mut conn, name, db_url) = new_database().await;
 
     let (authority_url, authority) = authority().await;
     // One data directory: the instances share the sealing key and the TLS certificate.
     let dir = tempfile::tempdir().unwrap();
     let first = start_instance(dir.path(), &db_url, &authority_url);
-    let cert = restoregate::tls::read_certs(&dir.path().join("tls-cert.pem")).unwrap();
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(restoregate::tls::client_config(&cert).unwrap())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let wait_healthy = |base: String| {
-        let client = client.clone();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while client.get(format!("{base}/health")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
-                assert!(Instant::now() < deadline, "{base} did not become healthy");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
-    wait_healthy(first.base.clone()).await;
+    let client = client_for(dir.path());
+    wait_healthy(&client, &first.base).await;
     let mut instances = vec![first, start_instance(dir.path(), &db_url, &authority_url), start_instance(dir.path(), &db_url, &authority_url)];
     for i in &instances[1..] {
-        wait_healthy(i.base.clone()).await;
+        wait_healthy(&client, &i.base).await;
     }
 
     // Any instance answers any request: a token from one works on the others.
