@@ -37,10 +37,44 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value = parse_value(bytes)?;
+    let value = match parse_value(bytes)? {
+        // A body of `null` says as little as an empty one.
+        Value::Null => Value::Object(Default::default()),
+        value => value,
+    };
+    // serde fills a struct from an array too (positionally): every body is an object.
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(format!("The request body must be a JSON object, not {}", kind(&value))));
+    }
+    from_value(value)
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Marks an error from a nested object (`object`): NESTED path NESTED message.
+const NESTED: &str = "\u{1}";
+
+fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
+        let mut path = e.path().to_string();
+        let mut inner = e.into_inner().to_string();
+        if let Some(rest) = inner.strip_prefix(NESTED) {
+            if let Some((nested, message)) = rest.split_once(NESTED) {
+                if nested != "." {
+                    path = if path == "." { nested.to_string() } else { format!("{path}.{nested}") };
+                }
+                inner = message.to_string();
+            }
+        }
         if path == "." {
             ApiError::BadRequest(format!("The request body is not valid: {inner}"))
         } else {
@@ -100,6 +134,20 @@ fn lowercase_keys(value: Value) -> Value {
         Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k.to_lowercase(), lowercase_keys(v))).collect()),
         Value::Array(items) => Value::Array(items.into_iter().map(lowercase_keys).collect()),
         other => other,
+    }
+}
+
+/// A nested object (null is None). Not an array: serde would fill a struct from one by position.
+pub fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    use serde::de::Error;
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Object(_)) => serde_path_to_error::deserialize(v).map(Some).map_err(|e| {
+            // Carries the inner path out, for `from_value` to join with the outer one.
+            let path = e.path().to_string();
+            D::Error::custom(format!("{NESTED}{path}{NESTED}{}", e.into_inner()))
+        }),
+        Some(other) => Err(D::Error::custom(format!("expected an object, found {}", kind(&other)))),
     }
 }
 
@@ -178,11 +226,14 @@ pub fn lenient_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<chrono::Da
     }
 }
 
-/// Query parameters by lowercase name (clients spell them as they please).
+/// Query parameters by lowercase name (clients spell them as they please). A parameter given more
+/// than once counts with its first value, as ASP.NET binds it.
 pub fn query_map(query: Option<&str>) -> std::collections::HashMap<String, String> {
-    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.to_lowercase(), v.into_owned()))
-        .collect()
+    let mut map = std::collections::HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        map.entry(k.to_lowercase()).or_insert_with(|| v.into_owned());
+    }
+    map
 }
 
 #[cfg(test)]
@@ -206,6 +257,23 @@ mod tests {
         assert_eq!(p.showallversions, Some(true));
         assert_eq!(p.datetime.unwrap().to_rfc3339(), "2021-03-15T14:30:00+00:00");
         assert_eq!(p.items, vec![1, 2]);
+    }
+
+    #[test]
+    fn arrays_are_not_objects() {
+        #[derive(Deserialize, Debug)]
+        #[serde(rename_all = "lowercase")]
+        struct Outer {
+            #[serde(default, deserialize_with = "object")]
+            inner: Option<Probe>,
+        }
+        assert!(decode::<Probe>(b"[null, null]").is_err());
+        assert!(decode::<Probe>(b"null").unwrap().showallversions.is_none());
+        assert!(decode::<Outer>(br#"{"inner": [null, null]}"#).is_err());
+        let err = decode::<Outer>(br#"{"inner": {"showAllVersions": "maybe"}}"#).unwrap_err().to_string();
+        assert!(err.starts_with("Property 'inner.showallversions' is not valid: expected true or false"), "{err}");
+        assert!(decode::<Outer>(br#"{"inner": null}"#).unwrap().inner.is_none());
+        assert!(decode::<Outer>(br#"{"Inner": {"showAllVersions": "true"}}"#).unwrap().inner.unwrap().showallversions.unwrap());
     }
 
     #[test]

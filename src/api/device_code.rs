@@ -76,7 +76,7 @@ pub fn resolve(body: &DeviceCodeRequest, org_tenant: &str, org_region: &str, org
 #[utoipa::path(post, path = "/v5/RestoreSessions/{restoreSessionId}/organization/restoreDeviceCode", tag = "RestoreSession",
     operation_id = "RestoreSession_DeviceCodeAction", security(("Bearer" = [])),
     params(("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id")),
-    request_body = dto::DeviceCodeRequest,
+    request_body = Option<dto::DeviceCodeRequest>,
     responses(
         (status = 200, description = "The code to enter at the verification page", body = DeviceCodeResponse, links(
             ("CheckDeviceCode" = (operation_id = "Organization_CheckDeviceCode", request_body = json!({"userCode": "$response.body#/userCode"}),
@@ -85,7 +85,7 @@ pub fn resolve(body: &DeviceCodeRequest, org_tenant: &str, org_region: &str, org
         (status = 400, description = "Not a GUID; targetOrganizationName without targetRegion or the reverse; unknown region", body = ExceptionInfo),
         (status = 401, description = "No or bad token", body = ExceptionInfo),
         (status = 404, description = "Unknown session, or another user's", body = ExceptionInfo),
-        (status = 409, description = "The session has stopped", body = ExceptionInfo),
+        (status = 409, description = "The session has stopped, or its organization was removed and no custom location is given", body = ExceptionInfo),
         (status = 413, description = "Body too large", body = ExceptionInfo),
         (status = 502, description = "The identity authority refused (its AADSTS code in the message)", body = ExceptionInfo),
         (status = 504, description = "The identity authority is unreachable or too slow", body = ExceptionInfo),
@@ -107,15 +107,17 @@ pub async fn restore_device_code(
     let target = match &org {
         Some(o) => resolve(&body, &o.tenant, &o.region, &o.application_id)?,
         None => {
-            // The organization was removed: only a fully specified custom location can work.
-            let app = body.targetapplicationid.clone().unwrap_or_default();
-            if app.trim().is_empty() {
+            // The organization was removed: only a custom location (with its application) can
+            // work. One of targetOrganizationName and targetRegion without the other is the 400
+            // that `resolve` answers.
+            let given = |o: &Option<String>| o.as_deref().is_some_and(|s| !s.trim().is_empty());
+            if !given(&body.targetapplicationid) || (!given(&body.targetorganizationname) && !given(&body.targetregion)) {
                 return Err(ApiError::Conflict(format!(
                     "The organization of restore session {} was removed: give targetApplicationId, targetOrganizationName and targetRegion",
                     session.id
                 )));
             }
-            resolve(&body, "", "", &app)?
+            resolve(&body, "", "", "")?
         }
     };
 
@@ -157,7 +159,7 @@ pub async fn restore_device_code(
         start_time: now,
         end_time: Some(now),
     };
-    state.store.insert_device_authorization(&row, &event).await?;
+    state.store.insert_device_authorization(&row, &event, &state.follower.lease(now)).await?;
     state.follower.follow(row);
 
     let message = grant.message.clone().unwrap_or_else(|| {
@@ -232,7 +234,7 @@ pub async fn check_v8(state: State<Arc<AppState>>, caller: Caller, body: Toleran
 #[utoipa::path(post, path = "/v8/RestoreSessions/{restoreSessionId}/organization/restoreDeviceCode", tag = "RestoreSession",
     operation_id = "RestoreSession_DeviceCodeAction", security(("Bearer" = [])),
     params(("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id")),
-    request_body = dto::DeviceCodeRequest,
+    request_body = Option<dto::DeviceCodeRequest>,
     responses(
         (status = 200, description = "The code to enter at the verification page", body = DeviceCodeResponse, links(
             ("CheckDeviceCode" = (operation_id = "Organization_CheckDeviceCode", request_body = json!({"userCode": "$response.body#/userCode"}),
@@ -241,7 +243,7 @@ pub async fn check_v8(state: State<Arc<AppState>>, caller: Caller, body: Toleran
         (status = 400, description = "Not a GUID; targetOrganizationName without targetRegion or the reverse; unknown region", body = ExceptionInfo),
         (status = 401, description = "No or bad token", body = ExceptionInfo),
         (status = 404, description = "Unknown session, or another user's", body = ExceptionInfo),
-        (status = 409, description = "The session has stopped", body = ExceptionInfo),
+        (status = 409, description = "The session has stopped, or its organization was removed and no custom location is given", body = ExceptionInfo),
         (status = 413, description = "Body too large", body = ExceptionInfo),
         (status = 502, description = "The identity authority refused (its AADSTS code in the message)", body = ExceptionInfo),
         (status = 504, description = "The identity authority is unreachable or too slow", body = ExceptionInfo),

@@ -260,6 +260,16 @@ pub struct RestoreSessionEvent {
     pub links: Links,
 }
 
+documented_request!(
+    /// The `offset` query parameter of a page.
+    OffsetQuery => offset_json
+);
+
+documented_request!(
+    /// The `limit` query parameter of a page.
+    LimitQuery => limit_json
+);
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T: ToSchema> {
     pub offset: i64,

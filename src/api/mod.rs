@@ -100,7 +100,29 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             ApiError::MethodNotAllowed(format!("{} {} is not supported", method, uri.path()))
         })
+        .layer(axum::middleware::from_fn(read_body_first))
         .with_state(state)
+}
+
+/// Reads the whole request body (bodies are small: at most `MAX_BODY_BYTES`) before the handler
+/// runs. A request refused before its body is read (401 without a token, 404, 405) would otherwise
+/// end its connection while the client is still sending, and the client would see a broken
+/// connection instead of the answer.
+pub async fn read_body_first(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, decode::MAX_BODY_BYTES).await {
+        Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(e) => {
+            let too_large = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                .any(|e| e.to_string().contains("length limit exceeded"));
+            if too_large {
+                ApiError::PayloadTooLarge(format!("The request body is larger than {} bytes", decode::MAX_BODY_BYTES)).into_response()
+            } else {
+                ApiError::BadRequest(format!("Cannot read the request body: {e}")).into_response()
+            }
+        }
+    }
 }
 
 /// For load balancers: answers while the server serves.

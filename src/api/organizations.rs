@@ -2,7 +2,7 @@
 //! app-only authentication. Certificates and passwords are sealed and never returned.
 
 use super::auth::Caller;
-use super::decode::{lenient_bool, lenient_string, Tolerant};
+use super::decode::{lenient_bool, lenient_string, object, Tolerant};
 use super::error::{ApiError, ApiResult};
 use super::dto::{self, links, AddOrganizationRequest, ExceptionInfo, Organization};
 use super::{path_guid, AppState, Version};
@@ -28,9 +28,9 @@ pub struct AddOrganization {
     pub r#type: Option<String>,
     #[serde(default, deserialize_with = "lenient_string")]
     pub region: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub exchangeonlinesettings: Option<ConnectionSettings>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub sharepointonlinesettings: Option<ConnectionSettings>,
     #[serde(default, deserialize_with = "lenient_bool")]
     pub isexchangeonline: Option<bool>,

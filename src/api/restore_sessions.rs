@@ -19,6 +19,7 @@ use std::sync::Arc;
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub struct OrganizationAction {
+    #[serde(default, deserialize_with = "decode::object")]
     pub explore: Option<ExploreOptions>,
 }
 
@@ -47,7 +48,7 @@ pub struct ExploreOptions {
             ("GetRestoreSessionEvents" = (operation_id = "RestoreSessionEvent_Get", parameters(("restoreSessionId" = "$response.body#/id")),
                 description = "Its events")),
             ("GetRestoreDeviceCode" = (operation_id = "RestoreSession_DeviceCodeAction", parameters(("restoreSessionId" = "$response.body#/id")),
-                description = "A device code for a restore from it")),
+                request_body = json!({}), description = "A device code for a restore from it, into the session's organization")),
             ("StopRestoreSession" = (operation_id = "RestoreSession_Action", parameters(("restoreSessionId" = "$response.body#/id")),
                 description = "Stop it")),
         )),
@@ -75,7 +76,7 @@ pub async fn explore(
 #[utoipa::path(post, path = "/v8/Organizations/{organizationId}/explore", tag = "Organization", operation_id = "Organization_Explore",
     security(("Bearer" = [])),
     params(("organizationId" = String, Path, format = Uuid, description = "Organization id")),
-    request_body = dto::ExploreOptions,
+    request_body = Option<dto::ExploreOptions>,
     responses(
         (status = 201, description = "The new restore session", body = RestoreSession, links(
             ("GetRestoreSession" = (operation_id = "RestoreSession_GetByRestoreSessionId", parameters(("restoreSessionId" = "$response.body#/id")),
@@ -83,7 +84,7 @@ pub async fn explore(
             ("GetRestoreSessionEvents" = (operation_id = "RestoreSessionEvent_Get", parameters(("restoreSessionId" = "$response.body#/id")),
                 description = "Its events")),
             ("GetRestoreDeviceCode" = (operation_id = "RestoreSession_DeviceCodeAction", parameters(("restoreSessionId" = "$response.body#/id")),
-                description = "A device code for a restore from it")),
+                request_body = json!({}), description = "A device code for a restore from it, into the session's organization")),
             ("StopRestoreSession" = (operation_id = "RestoreSession_StopAction", parameters(("restoreSessionId" = "$response.body#/id")),
                 description = "Stop it")),
         )),
@@ -185,8 +186,8 @@ pub async fn visible_session(state: &AppState, caller: &Caller, raw_id: &str) ->
 /// List restore sessions the caller may see, oldest first.
 #[utoipa::path(get, path = "/v5/RestoreSessions", tag = "RestoreSession", operation_id = "RestoreSession_GetPage", security(("Bearer" = [])),
     params(
-        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Sessions to skip"),
-        ("limit" = Option<i64>, Query, minimum = 0, maximum = 10000, description = "Page size, 30 by default"),
+        ("offset" = inline(Option<dto::OffsetQuery>), Query, description = "Sessions to skip"),
+        ("limit" = inline(Option<dto::LimitQuery>), Query, description = "Page size, 30 by default, at most 10000"),
     ),
     responses(
         (status = 200, description = "A page of sessions", body = Page<RestoreSession>),
@@ -276,8 +277,8 @@ async fn stop(state: &AppState, caller: &Caller, session: &SessionRow) -> ApiRes
 #[utoipa::path(get, path = "/v5/RestoreSessions/{restoreSessionId}/Events", tag = "RestoreSession", operation_id = "RestoreSessionEvent_Get", security(("Bearer" = [])),
     params(
         ("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id"),
-        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Events to skip"),
-        ("limit" = Option<i64>, Query, minimum = 0, maximum = 10000, description = "Page size, 30 by default"),
+        ("offset" = inline(Option<dto::OffsetQuery>), Query, description = "Events to skip"),
+        ("limit" = inline(Option<dto::LimitQuery>), Query, description = "Page size, 30 by default, at most 10000"),
     ),
     responses(
         (status = 200, description = "A page of events, in order", body = Page<RestoreSessionEvent>),
@@ -321,8 +322,8 @@ pub async fn events(
 /// List restore sessions the caller may see, oldest first (v8 path).
 #[utoipa::path(get, path = "/v8/RestoreSessions", tag = "RestoreSession", operation_id = "RestoreSession_GetPage", security(("Bearer" = [])),
     params(
-        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Sessions to skip"),
-        ("limit" = Option<i64>, Query, minimum = 0, maximum = 10000, description = "Page size, 30 by default"),
+        ("offset" = inline(Option<dto::OffsetQuery>), Query, description = "Sessions to skip"),
+        ("limit" = inline(Option<dto::LimitQuery>), Query, description = "Page size, 30 by default, at most 10000"),
     ),
     responses(
         (status = 200, description = "A page of sessions", body = Page<RestoreSession>),
@@ -352,8 +353,8 @@ pub async fn get_v8(state: State<Arc<AppState>>, caller: Caller, version: Versio
     security(("Bearer" = [])),
     params(
         ("restoreSessionId" = String, Path, format = Uuid, description = "Restore session id"),
-        ("offset" = Option<i64>, Query, minimum = 0, maximum = 2147483647, description = "Events to skip"),
-        ("limit" = Option<i64>, Query, minimum = 0, maximum = 10000, description = "Page size, 30 by default"),
+        ("offset" = inline(Option<dto::OffsetQuery>), Query, description = "Events to skip"),
+        ("limit" = inline(Option<dto::LimitQuery>), Query, description = "Page size, 30 by default, at most 10000"),
     ),
     responses(
         (status = 200, description = "A page of events, in order", body = Page<RestoreSessionEvent>),

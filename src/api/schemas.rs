@@ -215,6 +215,25 @@ pub fn check_device_code_json() -> Value {
     })
 }
 
+/// A whole number from 0 to `maximum` as a query parameter; empty means the default.
+fn page_number_json(maximum: i64, description: &str) -> Value {
+    json!({
+        "description": format!("{description} An empty value means the default."),
+        "anyOf": [
+            {"type": "integer", "minimum": 0, "maximum": maximum},
+            {"type": "string", "enum": [""]}
+        ]
+    })
+}
+
+pub fn offset_json() -> Value {
+    page_number_json(i64::from(i32::MAX), "Items to skip, 0 by default.")
+}
+
+pub fn limit_json() -> Value {
+    page_number_json(10_000, "Page size, 30 by default, at most 10000.")
+}
+
 /// Every hand-written schema, by component name (for the round-trip test).
 pub fn all() -> Vec<(&'static str, Value)> {
     vec![
@@ -226,6 +245,8 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("RestoreSessionAction", restore_session_action_json()),
         ("DeviceCodeRequest", device_code_request_json()),
         ("CheckDeviceCode", check_device_code_json()),
+        ("offset", offset_json()),
+        ("limit", limit_json()),
     ]
 }
 

@@ -9,4 +9,5 @@ mod restart;
 mod sandbox;
 mod sessions;
 mod tokens;
+mod tolerance;
 mod walkthrough;

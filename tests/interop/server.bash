@@ -1,4 +1,4 @@
-# Sourced by the interop scripts that test restoregate's HTTP API (schemathesis.sh,
+# Sourced (not run: no .sh, so scripts/test.sh does not take it for a test) by the interop scripts that test restoregate's HTTP API (schemathesis.sh,
 # v8_conformance.sh): starts target/debug/restoregate (or $RESTOREGATE_BIN) on a free loopback port
 # with a temporary data directory, waits for /health, gets an admin bearer token and adds one
 # organization, and stops the server on exit.
