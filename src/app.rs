@@ -23,7 +23,8 @@ use tokio::sync::watch;
 use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use url::Url;
 
 /// Things a person starting the server must be told once.
@@ -89,6 +90,7 @@ impl Application {
 
     pub async fn build_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         crate::tls::install_crypto_provider();
+        crate::metrics::handle();
         let data_dir = settings.data_dir.clone();
         std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let mut notes = StartNotes::default();
@@ -195,18 +197,28 @@ impl Application {
             shutdown_rx.clone(),
         )));
 
-        // Outermost first: panics become 500s (never a dropped connection), every request has a
-        // deadline, bodies are bounded, and requests are traced.
+        // Layers wrap what is above them, so the last listed runs first: a request gets its id,
+        // then a span carrying that id (on every log line of the request), then a panic guard,
+        // a deadline for the whole exchange, metrics by route, and its body read (bounded) before
+        // any handler can refuse it.
         let router = router
             .merge(api::router(state))
             .merge(api::openapi::router())
+            .route("/metrics", axum::routing::get(crate::metrics::render))
             .fallback(api::not_found)
             .layer(DefaultBodyLimit::max(api::decode::MAX_BODY_BYTES))
+            .layer(axum::middleware::from_fn(api::read_body_first))
+            .layer(axum::middleware::from_fn(crate::metrics::track))
             .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(60)))
-            .layer(TraceLayer::new_for_http())
             .layer(CatchPanicLayer::custom(|_| {
                 axum::response::IntoResponse::into_response(api::error::ApiError::Internal(anyhow::anyhow!("a handler panicked")))
-            }));
+            }))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+                let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+            }).on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
 
         let handle = axum_server::Handle::new();
         let mut server = axum_server::from_tcp_rustls(

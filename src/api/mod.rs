@@ -100,7 +100,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             ApiError::MethodNotAllowed(format!("{} {} is not supported", method, uri.path()))
         })
-        .layer(axum::middleware::from_fn(read_body_first))
         .with_state(state)
 }
 

@@ -71,7 +71,7 @@ impl IdentityClient {
                 return Ok(e.clone());
             }
         }
-        let (status, body) = self.send(self.http.get(url.clone())).await?;
+        let (status, body) = self.send("discovery", self.http.get(url.clone())).await?;
         let value: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|_| AuthorityError::Invalid(format!("discovery answered HTTP {status} without JSON")))?;
         if let Some(err) = parse::error_of(&value) {
@@ -106,7 +106,7 @@ impl IdentityClient {
             .http
             .post(endpoints.device_authorization_endpoint.clone())
             .form(&[("client_id", client_id), ("scope", scope)]);
-        let (status, body) = self.send(request).await?;
+        let (status, body) = self.send("device_authorization", request).await?;
         match parse::device_code_response(status, &body) {
             GrantParse::Grant(g) => Ok(g),
             GrantParse::Refused(t) => Err(AuthorityError::Refused(t)),
@@ -122,14 +122,22 @@ impl IdentityClient {
             ("client_id", client_id),
             ("device_code", device_code),
         ]);
-        match self.send(request).await {
+        match self.send("token", request).await {
             Ok((status, body)) => classify(status, parse::token_response(status, &body)),
             Err(AuthorityError::TimedOut) => PollOutcome::Transient("the token endpoint did not answer in time".into()),
             Err(e) => PollOutcome::Transient(e.to_string()),
         }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), AuthorityError> {
+    /// Sends one request and reads its body (bounded), timing it by `operation`.
+    async fn send(&self, operation: &'static str, request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), AuthorityError> {
+        let start = std::time::Instant::now();
+        let result = self.exchange(request).await;
+        metrics::histogram!(crate::metrics::UPSTREAM_DURATION, "operation" => operation).record(start.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), AuthorityError> {
         let mut response = request.send().await.map_err(transport_error)?;
         let status = response.status().as_u16();
         let mut body = Vec::new();

@@ -209,6 +209,7 @@ impl Follower {
             let mut budget = Budget { gap_ms: 1000.0 / polls_per_second_per_authority, next_free: HashMap::new() };
             let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_POLLS));
             loop {
+                metrics::gauge!(crate::metrics::PENDING_SIGN_INS).set(queue.len() as f64);
                 let wait = queue.heap.peek().map(|Reverse(e)| (e.at - worker.clock.now()).max(0) as u64);
                 tokio::select! {
                     biased;
@@ -390,6 +391,7 @@ impl Worker {
             tokens_sealed: tokens_sealed.as_deref(),
             polls,
         };
+        metrics::counter!(crate::metrics::SIGN_INS_FINISHED, "state" => f.state.as_str()).increment(1);
         match self.store.finish_device_authorization(&finish, &event).await {
             Ok(_) => tracing::info!(state = f.state.as_str(), polls, "sign-in finished"),
             Err(e) => tracing::error!(error = %e, "cannot record the end of a sign-in"),

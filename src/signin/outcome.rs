@@ -38,6 +38,7 @@ pub async fn poll_step(
     now: impl Fn() -> Millis,
 ) -> Step {
     let outcome = identity.poll(target.token_endpoint, target.client_id, target.device_code).await;
+    metrics::counter!(crate::metrics::SIGN_IN_POLLS, "outcome" => outcome_label(&outcome)).increment(1);
     let signal = match &outcome {
         PollOutcome::Pending => Signal::Pending,
         PollOutcome::SlowDown => Signal::SlowDown,
@@ -57,6 +58,24 @@ pub async fn poll_step(
             account: None,
             tokens: None,
         }),
+    }
+}
+
+fn outcome_label(outcome: &PollOutcome) -> &'static str {
+    match outcome {
+        PollOutcome::Tokens(_) => "tokens",
+        PollOutcome::Pending => "pending",
+        PollOutcome::SlowDown => "slow_down",
+        PollOutcome::Declined(_) => "declined",
+        PollOutcome::Expired(_) => "expired",
+        PollOutcome::BadCode(_) => "bad_code",
+        PollOutcome::PublicClientDisabled(_) => "public_client_disabled",
+        PollOutcome::ApplicationNotFound(_) => "application_not_found",
+        PollOutcome::TenantNotFound(_) => "tenant_not_found",
+        PollOutcome::LoopDetected(_) => "loop_detected",
+        PollOutcome::ConditionalAccess(_) => "conditional_access",
+        PollOutcome::Transient(_) => "transient",
+        PollOutcome::Failed(_) => "failed",
     }
 }
 

@@ -2,6 +2,7 @@
 //! killed with SIGKILL; and a crash test per store.
 
 mod crash;
+mod operations;
 
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};

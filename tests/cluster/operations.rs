@@ -1,0 +1,159 @@
+//! What an operator sees: a request id on every log line, Prometheus metrics, graceful shutdown
+//! that finishes in-flight requests and leaves pending sign-ins to resume.
+
+use crate::{client_for, wait_healthy};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// An authority whose device authorization endpoint answers after `delay`, flagging when a
+/// request has arrived.
+async fn slow_authority(delay: Duration) -> (String, Arc<AtomicBool>) {
+    use axum::extract::Path;
+    use axum::routing::{get, post};
+    let arrived = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (b, a) = (base.clone(), arrived.clone());
+    let router = axum::Router::new()
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(move |Path(t): Path<String>| {
+                let b = b.clone();
+                async move {
+                    axum::Json(json!({"device_authorization_endpoint": format!("{b}/{t}/devicecode"), "token_endpoint": format!("{b}/{t}/token")}))
+                }
+            }),
+        )
+        .route(
+            "/{tenant}/devicecode",
+            post(move || {
+                let a = a.clone();
+                async move {
+                    a.store(true, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
+                    axum::Json(json!({"device_code": "dc", "user_code": "UC1", "verification_uri": "https://microsoft.com/devicelogin", "expires_in": 900, "interval": 5}))
+                }
+            }),
+        )
+        .route("/{tenant}/token", post(|| async { (axum::http::StatusCode::BAD_REQUEST, r#"{"error":"authorization_pending"}"#) }));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (base, arrived)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_carry_request_ids_metrics_are_exported_and_shutdown_is_graceful() {
+    restoregate::tls::install_crypto_provider();
+    let (authority, arrived) = slow_authority(Duration::from_millis(1500)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_restoregate"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("RESTOREGATE_ADMIN_PASSWORD", "ops-admin")
+        .env("RESTOREGATE_SANDBOX", "false")
+        .env("RESTOREGATE_REGIONS__WORLDWIDE__AUTHORITY", &authority)
+        .env("RESTOREGATE_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let base = format!("https://{}", line.split_whitespace().nth(3).unwrap());
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (l, err) = (log.clone(), child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            l.lock().unwrap().push(line);
+        }
+    });
+    let client = client_for(dir.path());
+    wait_healthy(&client, &base).await;
+
+    // A request id given by the caller is echoed and appears on the request's log lines.
+    let r = client
+        .post(format!("{base}/v5/Token"))
+        .header("x-request-id", "trace-me-42")
+        .form(&[("grant_type", "password"), ("username", "admin"), ("password", "ops-admin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-me-42");
+    let token = r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string();
+    let r = client.get(format!("{base}/v5/RestoreSessions")).bearer_auth(&token).send().await.unwrap();
+    assert!(!r.headers()["x-request-id"].is_empty(), "a generated request id");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.lock().unwrap().iter().any(|l| l.contains("request_id=trace-me-42")) {
+        assert!(Instant::now() < deadline, "no log line with the request id: {:?}", log.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!log.lock().unwrap().iter().any(|l| l.contains("ops-admin") || l.contains(&token)), "a secret in the log");
+
+    let org: Value = client
+        .post(format!("{base}/v5/Organizations"))
+        .bearer_auth(&token)
+        .json(&json!({"exchangeOnlineSettings": {"officeOrganizationName": "abc.onmicrosoft.com", "applicationId": "11111111-2222-3333-4444-555555555555"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session: Value = client
+        .post(format!("{base}/v5/Organizations/{}/Action", org["id"].as_str().unwrap()))
+        .bearer_auth(&token)
+        .json(&json!({"explore": {}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    // SIGTERM while a restoreDeviceCode is waiting for the (slow) authority: it still completes.
+    let url = format!("{base}/v5/RestoreSessions/{}/organization/restoreDeviceCode", session["id"].as_str().unwrap());
+    let in_flight = tokio::spawn({
+        let (client, token) = (client.clone(), token.clone());
+        async move { client.post(url).bearer_auth(&token).json(&json!({})).send().await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !arrived.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the authority never saw the request");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    for name in [
+        r#"restoregate_http_requests_total{route="/v5/token",method="POST",status="200"}"#,
+        "restoregate_http_request_duration_seconds_bucket",
+        "restoregate_upstream_request_duration_seconds_bucket{operation=\"discovery\"",
+        "restoregate_pending_sign_ins",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
+    }
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let answer = in_flight.await.unwrap().expect("the in-flight request is answered");
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+
+    // The pending sign-in is left to resume: still pending, its lease released.
+    use sqlx::Connection;
+    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", dir.path().join("restoregate.db").display())).await.unwrap();
+    let (state, owner): (String, Option<String>) =
+        sqlx::query_as("SELECT state, lease_owner FROM device_authorizations").fetch_one(&mut db).await.unwrap();
+    assert_eq!(state, "pending");
+    assert_eq!(owner, None);
+}
