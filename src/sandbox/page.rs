@@ -244,7 +244,7 @@ pub async fn confirm(State(sb): State<Arc<Sandbox>>, headers: HeaderMap, body: B
             .await;
         return html(StatusCode::OK, None, "Access denied", "<h1>Access denied</h1><p>You denied the request. You can close this window.</p>");
     }
-    let username = f.get("username").map(|u| u.trim().chars().take(200).collect::<String>()).unwrap_or_default();
+    let username = f.get("username").map(|u| u.trim().chars().take(320).collect::<String>()).unwrap_or_default();
     let password = f.get("password").cloned().unwrap_or_default();
     let stored: Option<(String, String)> = sqlx::query_as("SELECT username, password_hash FROM users WHERE tenant_id = $1 AND username = $2")
         .bind(&code.tenant_id)

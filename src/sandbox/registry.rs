@@ -102,7 +102,7 @@ pub async fn user_exists(db: &SqlitePool, tenant_id: &str, username: &str) -> an
 
 /// Adds a user, or sets its password. Hashing runs off the async threads.
 pub async fn add_user(db: &SqlitePool, tenant_id: &str, username: &str, password: &str) -> anyhow::Result<()> {
-    if !username.contains('@') || username.len() > 200 {
+    if !username.contains('@') || username.len() > 320 {
         anyhow::bail!("user name '{username}' must look like name@domain");
     }
     let password = password.to_string();
