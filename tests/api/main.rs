@@ -3,6 +3,7 @@
 mod device_code;
 mod follower;
 mod openapi;
+mod properties;
 mod helpers;
 mod quirks;
 mod restart;

@@ -101,7 +101,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 /// `]` there may be a comma (`decor[i].0`) followed by whitespace (`decor[i].1`), the i-th closing
 /// bracket taking `decor[i % decor.len()]`.
 fn write_decorated(value: &Value, decor: &[(bool, String)], closing: &mut usize, out: &mut String) {
-    let mut close = |out: &mut String, bracket: char, closing: &mut usize| {
+    let close = |out: &mut String, bracket: char, closing: &mut usize| {
         let (comma, space) = &decor[*closing % decor.len()];
         *closing += 1;
         if *comma {
@@ -219,16 +219,6 @@ proptest! {
         for (text, instant) in cases {
             let padded = format!("{before}{text}{after}");
             prop_assert_eq!(parse_date(&padded), Some(instant), "{:?}", padded);
-        }
-    }
-
-    #[test]
-    fn parse_date_results_round_trip(raw in "[0-9 .:/TZ+-]{0,32}") {
-        if let Some(date) = parse_date(&raw) {
-            let text = date.to_rfc3339();
-            let back = DateTime::parse_from_rfc3339(&text)
-                .map_err(|e| TestCaseError::fail(format!("{raw:?} -> {text}: {e}")))?;
-            prop_assert_eq!(back, date);
         }
     }
 }
