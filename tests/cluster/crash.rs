@@ -1,7 +1,7 @@
 //! Crash test per store: writes go on continuously, the server is killed with SIGKILL, restarted,
 //! and every write it had acknowledged with 2xx is there.
 
-use crate::{client_for, new_database, start, wait_healthy};
+use crate::{add_org, admin_token, client_for, new_database, start, wait_healthy};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,27 +12,8 @@ async fn crash_and_recover(env: &[(&str, &str)]) {
     let server = start(dir.path(), env);
     let client = client_for(dir.path());
     wait_healthy(&client, &server.base).await;
-    let token: Value = client
-        .post(format!("{}/v5/Token", server.base))
-        .form(&[("grant_type", "password"), ("username", "admin"), ("password", "cluster-admin")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
-    let org: Value = client
-        .post(format!("{}/v5/Organizations", server.base))
-        .bearer_auth(&token)
-        .json(&json!({"exchangeOnlineSettings": {"useApplicationOnlyAuth": true, "officeOrganizationName": "abc.onmicrosoft.com", "applicationId": "11111111-2222-3333-4444-555555555555"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let org = org["id"].as_str().unwrap().to_string();
+    let token = admin_token(&client, &server.base, "cluster-admin").await;
+    let org = add_org(&client, &server.base, &token).await;
 
     // Four writers start sessions as fast as they can; each 201 is an acknowledged write.
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();

@@ -174,6 +174,29 @@ pub async fn wait_healthy(client: &reqwest::Client, base: &str) {
     }
 }
 
+/// The admin's access token from `/v5/Token`.
+pub async fn admin_token(client: &reqwest::Client, base: &str, password: &str) -> String {
+    let r = client
+        .post(format!("{base}/v5/Token"))
+        .form(&[("grant_type", "password"), ("username", "admin"), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
+}
+
+/// Adds the organization abc.onmicrosoft.com; its id.
+pub async fn add_org(client: &reqwest::Client, base: &str, token: &str) -> String {
+    let r = client
+        .post(format!("{base}/v5/Organizations"))
+        .bearer_auth(token)
+        .json(&json!({"exchangeOnlineSettings": {"useApplicationOnlyAuth": true, "officeOrganizationName": TENANT, "applicationId": APP_ID}}))
+        .send()
+        .await
+        .unwrap();
+    r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_one_killed_every_sign_in_completes_once() {
     restoregate::tls::install_crypto_provider();
@@ -191,27 +214,8 @@ async fn three_instances_one_killed_every_sign_in_completes_once() {
     }
 
     // Any instance answers any request: a token from one works on the others.
-    let token: Value = client
-        .post(format!("{}/v5/Token", instances[1].base))
-        .form(&[("grant_type", "password"), ("username", "admin"), ("password", "cluster-admin")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
-    let org: Value = client
-        .post(format!("{}/v5/Organizations", instances[2].base))
-        .bearer_auth(&token)
-        .json(&json!({"exchangeOnlineSettings": {"useApplicationOnlyAuth": true, "officeOrganizationName": TENANT, "applicationId": APP_ID}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let org = org["id"].as_str().unwrap().to_string();
+    let token = admin_token(&client, &instances[1].base, "cluster-admin").await;
+    let org = add_org(&client, &instances[2].base, &token).await;
     for i in 0..SIGN_INS {
         let base = &instances[i % 3].base;
         let session: Value = client

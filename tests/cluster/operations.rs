@@ -1,7 +1,7 @@
 //! What an operator sees: a request id on every log line, Prometheus metrics, graceful shutdown
 //! that finishes in-flight requests and leaves pending sign-ins to resume.
 
-use crate::{client_for, wait_healthy};
+use crate::{add_org, client_for, wait_healthy};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -95,18 +95,9 @@ async fn logs_carry_request_ids_metrics_are_exported_and_shutdown_is_graceful() 
     }
     assert!(!log.lock().unwrap().iter().any(|l| l.contains("ops-admin") || l.contains(&token)), "a secret in the log");
 
-    let org: Value = client
-        .post(format!("{base}/v5/Organizations"))
-        .bearer_auth(&token)
-        .json(&json!({"exchangeOnlineSettings": {"officeOrganizationName": "abc.onmicrosoft.com", "applicationId": "11111111-2222-3333-4444-555555555555"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let org = add_org(&client, &base, &token).await;
     let session: Value = client
-        .post(format!("{base}/v5/Organizations/{}/Action", org["id"].as_str().unwrap()))
+        .post(format!("{base}/v5/Organizations/{org}/Action"))
         .bearer_auth(&token)
         .json(&json!({"explore": {}}))
         .send()
