@@ -22,7 +22,7 @@
 #   BENCH_ROUNDS=2        rounds of A, B, C (interleaved); the report keeps each target's round
 #                         with the most requests per second, and lists every round
 #   BENCH_UNLOADED=8      seconds of the supplementary one-connection runs (0: skip them)
-#   BENCH_BUILD_TIMEOUT=420  seconds allowed to `cargo build --release` (a cargo lock wait counts)
+#   BENCH_BUILD_TIMEOUT=360  seconds allowed to `cargo build --release` (a cargo lock wait counts)
 #   BENCH_BIN=PATH        bench this restoregate binary instead of building target/release/restoregate
 #   BENCH_KEEP=1          keep the temporary data directory and logs
 #   BENCH_PERF=1          afterwards, profile restoregate with perf under the sandbox and the broker
@@ -37,7 +37,7 @@ DURATION=${BENCH_DURATION:-20}
 WARMUP=${BENCH_WARMUP:-5}
 ROUNDS=${BENCH_ROUNDS:-2}
 UNLOADED=${BENCH_UNLOADED:-8}
-BUILD_TIMEOUT=${BENCH_BUILD_TIMEOUT:-420}
+BUILD_TIMEOUT=${BENCH_BUILD_TIMEOUT:-360}
 TENANT=abc.onmicrosoft.com
 APP=6f3b0d2e-1c4a-4e59-9a7e-2b8f5d9c1a01
 ADMIN_PASSWORD=bench-admin-$RANDOM$RANDOM
@@ -108,20 +108,32 @@ OP_VERSION=$(node -p "require('$BENCH/node_modules/oidc-provider/package.json').
 # ---- 2. restoregate ---------------------------------------------------------------------------
 RG_PORT=$(free_port)
 B=https://127.0.0.1:$RG_PORT
-say "starting restoregate on $B (data dir $DATA)"
-# Nothing from the caller's environment configures this server but what is set here.
-for v in $(compgen -e | grep '^RESTOREGATE_' || true); do unset "$v"; done
-RESTOREGATE_ADMIN_PASSWORD=$ADMIN_PASSWORD RESTOREGATE_SANDBOX_PASSWORD=$SANDBOX_PASSWORD RESTOREGATE_LOG=warn \
-  "$BIN" --data-dir "$DATA" --listen "127.0.0.1:$RG_PORT" >"$WORK/rg.log" 2>&1 &
-RG_PID=$!
 CERT=$DATA/tls-cert.pem
 KEY=$DATA/tls-key.pem
-deadline=$((SECONDS + 60))
-until [ -s "$CERT" ] && curl -fsS --max-time 2 --cacert "$CERT" "$B/health" >/dev/null 2>&1; do
-  kill -0 "$RG_PID" 2>/dev/null || fail "restoregate exited during start"
-  [ "$SECONDS" -lt "$deadline" ] || fail "restoregate did not answer /health within 60s"
-  sleep 0.2
-done
+# Nothing from the caller's environment configures this server but what is set here.
+for v in $(compgen -e | grep '^RESTOREGATE_' || true); do unset "$v"; done
+start_rg() {
+  RESTOREGATE_ADMIN_PASSWORD=$ADMIN_PASSWORD RESTOREGATE_SANDBOX_PASSWORD=$SANDBOX_PASSWORD RESTOREGATE_LOG=warn \
+    "$BIN" --data-dir "$DATA" --listen "127.0.0.1:$RG_PORT" >>"$WORK/rg.log" 2>&1 &
+  RG_PID=$!
+  local deadline=$((SECONDS + 60))
+  until [ -s "$CERT" ] && curl -fsS --max-time 2 --cacert "$CERT" "$B/health" >/dev/null 2>&1; do
+    kill -0 "$RG_PID" 2>/dev/null || fail "restoregate exited during start"
+    [ "$SECONDS" -lt "$deadline" ] || fail "restoregate did not answer /health within 60s"
+    sleep 0.2
+  done
+}
+# A broker run leaves the sign-in follower's poll budget booked ahead by the codes of the stopped
+# session; a new process (same data directory, database and token) starts every round alike.
+restart_rg() {
+  kill "$RG_PID" 2>/dev/null || true
+  for _ in $(seq 150); do kill -0 "$RG_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$RG_PID" 2>/dev/null || true
+  wait "$RG_PID" 2>/dev/null || true
+  start_rg
+}
+say "starting restoregate on $B (data dir $DATA)"
+start_rg
 CURL=(curl -sS --max-time 15 --cacert "$CERT")
 
 TOKEN=$("${CURL[@]}" "$B/v5/Token" -d grant_type=password -d username=admin \
@@ -256,6 +268,7 @@ for round in $(seq "$ROUNDS"); do
   bench broker "$BROKER_URL" "$BROKER_BODY" application/json "$TOKEN" "$RG_PID" "$THREADS" "$CONNS" "$DURATION" "$WARMUP" "$round"
   follower_cost broker "$round"
   stop_session
+  restart_rg
 done
 if [ "$UNLOADED" -gt 0 ]; then
   say "supplementary: one connection (wrk -t1 -c1 -d${UNLOADED}s), the service time without queueing"
@@ -264,6 +277,7 @@ if [ "$UNLOADED" -gt 0 ]; then
   new_session
   bench broker-c1 "$BROKER_URL" "$BROKER_BODY" application/json "$TOKEN" "$RG_PID" 1 1 "$UNLOADED" 1 1
   stop_session
+  restart_rg
 fi
 kill -0 "$RG_PID" 2>/dev/null || fail "restoregate died during the bench"
 # wrk sends the IP address as SNI, which rustls logs once per connection: not a problem.
@@ -360,7 +374,7 @@ p(f"- Software: {env['BENCH_VERSIONS']}")
 p(f"- Load: {env['BENCH_CONFIG']}; the figures of each target are from its round with the most requests per second (every round is listed below); peak RSS is VmHWM of the server process, reset (`echo 5 > /proc/PID/clear_refs`) before each measured run, the largest over the rounds")
 p("- wrk, both servers and other users of the machine share the same CPUs (see the load average of each run below); restoregate runs A and C in one process, so C's server CPU includes the sandbox authority's work that C calls")
 p("- oidc-provider runs as one Node process (one core at most) with its default storage, an in-memory LRU (nothing written to disk); the sandbox commits a row to SQLite (WAL) per call, and its table grows over the rounds")
-p("- Each broker run has its own restore session, stopped after the run; during the run the server also follows (polls) the codes issued since its warm-up began, as it does in service")
+p("- Each broker run has its own restore session, stopped after the run, and restoregate is then restarted (same data directory) so that every round starts alike; during a broker run the server also follows (polls) the codes issued since its warm-up began, as it does in service")
 p("")
 p("| target | req/s | p50 | p99 | peak RSS | server CPU / req | errors |")
 p("|---|---:|---:|---:|---:|---:|---:|")

@@ -108,6 +108,9 @@ impl Application {
         let public_url = settings.public_url.clone().unwrap_or_else(|| default_public_url(addr));
 
         let database_url = database_url(&settings);
+        if settings.database_url.is_none() {
+            crate::crypto::create_private_file_if_missing(&data_dir.join("restoregate.db"))?;
+        }
         let store = Store::open(&database_url).await.context("cannot open the database")?;
         notes.admin_password_file = bootstrap_admin(&store, &settings, clock.as_ref()).await?;
 

@@ -40,7 +40,7 @@ pub struct ServeArgs {
     /// Extra PEM root certificates trusted for outbound calls to identity authorities
     #[arg(long, env = "RESTOREGATE_AUTHORITY_CA_FILE", value_name = "FILE")]
     pub authority_ca_file: Option<PathBuf>,
-    /// TOML configuration file (see restoregate.example.toml)
+    /// TOML configuration file (see deploy/restoregate.example.toml)
     #[arg(long, env = "RESTOREGATE_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 }

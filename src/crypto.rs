@@ -130,6 +130,15 @@ impl Sealer {
     }
 }
 
+/// Creates an empty file readable only by its owner, unless it exists: for database files, whose
+/// journal files SQLite then creates with the same mode.
+pub fn create_private_file_if_missing(path: &Path) -> anyhow::Result<()> {
+    if !path.exists() {
+        write_private_file(path, b"")?;
+    }
+    Ok(())
+}
+
 /// Writes a file readable only by its owner (0600 on Unix), creating parent directories.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;

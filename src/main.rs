@@ -14,9 +14,13 @@ use std::time::Duration;
 Veeam Backup for Microsoft 365 REST API v5 and obtains device codes (RFC 8628) from the Microsoft identity \
 platform of each region, or from its embedded sandbox identity provider.\n\nEvery flag can also be set with \
 its RESTOREGATE_* environment variable or in the TOML file given with --config; flags win over variables, \
-variables over the file.\n\nEnvironment only: RESTOREGATE_ADMIN_PASSWORD (the first-start admin account), \
-RESTOREGATE_SANDBOX_PASSWORD (sandbox users), RESTOREGATE_REGIONS__<REGION>__AUTHORITY / __GRAPH (e.g. \
-RESTOREGATE_REGIONS__WORLDWIDE__AUTHORITY=https://login.microsoftonline.com), RESTOREGATE_LOG (log filter)."
+variables over the file (deploy/restoregate.example.toml documents every setting).\n\nEnvironment or file only: \
+RESTOREGATE_ADMIN_PASSWORD (the first-start admin account), RESTOREGATE_SANDBOX_PASSWORD (sandbox users), \
+RESTOREGATE_REGIONS__<REGION>__AUTHORITY / __GRAPH (e.g. RESTOREGATE_REGIONS__WORLDWIDE__AUTHORITY=https://login.microsoftonline.com), \
+RESTOREGATE_SESSION_IDLE_TIMEOUT_SECONDS (3600), RESTOREGATE_AUTHORITY_POLLS_PER_SECOND (200), \
+RESTOREGATE_OUTBOUND_TIMEOUT_MS (10000), RESTOREGATE_FOLLOWER_LEASE_SECONDS (30), \
+RESTOREGATE_SANDBOX_POLL_INTERVAL_SECONDS (5), RESTOREGATE_SANDBOX_CODE_LIFETIME_SECONDS (900), \
+RESTOREGATE_LOG (log filter, e.g. info or restoregate=debug)."
 )]
 struct Cli {
     #[command(flatten)]
@@ -41,7 +45,9 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RESTOREGATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // rustls warns for every client that sends an IP address as SNI (wrk, curl to an
+                // IP): noise for an operator, so only its errors by default.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error")),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
 );
 ";
 
+/// The writer pool (one connection: SQLite has one writer) with the schema in place.
 pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
+    crate::crypto::create_private_file_if_missing(path)?;
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -58,9 +60,19 @@ pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5));
-    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+    let pool = SqlitePoolOptions::new().max_connections(1).test_before_acquire(false).connect_with(options).await?;
     sqlx::raw_sql(SCHEMA).execute(&pool).await?;
     Ok(pool)
+}
+
+/// Read-only connections for the lookups every request makes (tenant, application), so that they
+/// do not queue behind the writer.
+pub async fn open_readers(path: &Path) -> anyhow::Result<SqlitePool> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(5));
+    Ok(SqlitePoolOptions::new().max_connections(4).test_before_acquire(false).connect_with(options).await?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

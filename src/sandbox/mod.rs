@@ -38,6 +38,7 @@ pub struct SandboxOptions {
 
 pub struct Sandbox {
     db: SqlitePool,
+    readers: SqlitePool,
     key: keys::SigningKey,
     base: Url,
     clock: SharedClock,
@@ -51,10 +52,12 @@ pub struct Sandbox {
 impl Sandbox {
     pub async fn open(data_dir: &Path, options: SandboxOptions, clock: SharedClock) -> anyhow::Result<Arc<Self>> {
         let db = db::open(&data_dir.join("sandbox.db")).await?;
+        let readers = db::open_readers(&data_dir.join("sandbox.db")).await?;
         let key = keys::SigningKey::load_or_create(&data_dir.join("sandbox-signing-key.der"))?;
         let dummy_hash = tokio::task::spawn_blocking(|| crate::crypto::hash_password(&crate::crypto::generate_password())).await??;
         Ok(Arc::new(Sandbox {
             db,
+            readers,
             key,
             base: options.base,
             clock,
@@ -92,11 +95,11 @@ impl Sandbox {
 
     /// A tenant by domain name or GUID.
     pub async fn tenant(&self, name_or_id: &str) -> Option<Tenant> {
-        registry::tenant(&self.db, name_or_id).await.ok().flatten()
+        registry::tenant(&self.readers, name_or_id).await.ok().flatten()
     }
 
     pub async fn application(&self, tenant_id: &str, client_id: &str) -> Option<Application> {
-        registry::application(&self.db, tenant_id, client_id).await.ok().flatten()
+        registry::application(&self.readers, tenant_id, client_id).await.ok().flatten()
     }
 
     /// Registers a tenant with an application (public client flows allowed) and its `admin@`

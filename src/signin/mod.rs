@@ -151,6 +151,19 @@ struct Queue {
 }
 
 impl Queue {
+    /// Drops the entries of sign-ins no longer waiting and returns every budget slot held, so
+    /// that the remaining entries take fresh slots in the order they fell due.
+    fn rebuild(&mut self) {
+        let entries = std::mem::take(&mut self.heap).into_vec();
+        self.heap = entries
+            .into_iter()
+            .filter_map(|Reverse(e)| {
+                let p = self.waiting.get(&e.id)?;
+                Some(Reverse(Entry { at: p.schedule.next_poll_at, id: e.id, reserved: false }))
+            })
+            .collect();
+    }
+
     fn push(&mut self, p: Pending) {
         self.heap.push(Reverse(Entry { at: p.schedule.next_poll_at, id: p.id.clone(), reserved: false }));
         self.waiting.insert(p.id.clone(), p);
@@ -238,6 +251,10 @@ impl Follower {
                             queue.waiting.retain(|_, p| p.session_id != session_id);
                             // Polls in flight for it are dropped when they come back.
                             queue.cancelled_sessions.insert(session_id);
+                            // The budget slots its sign-ins held would otherwise stay spent and
+                            // delay everyone else: hand the slots out again, in due order.
+                            queue.rebuild();
+                            budget.next_free.clear();
                         }
                         None => break,
                     },
@@ -402,6 +419,36 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pending(id: &str, session: &str, due: Millis) -> Pending {
+        Pending {
+            id: id.into(),
+            session_id: session.into(),
+            authority: "a".into(),
+            token_endpoint: url::Url::parse("https://a/token").unwrap(),
+            client_id: "c".into(),
+            tenant: "t".into(),
+            device_code: "d".into(),
+            schedule: Schedule { interval_ms: 5_000, expires_at: 900_000, next_poll_at: due, transient_failures: 0 },
+            polls: 0,
+        }
+    }
+
+    #[test]
+    fn a_cancelled_session_gives_its_budget_slots_back() {
+        let mut q = Queue::default();
+        q.push(pending("stopped", "s1", 1_000));
+        q.push(pending("kept", "s2", 2_000));
+        // Both were stretched far ahead by the budget.
+        q.heap = [("stopped", 80_000), ("kept", 85_000)]
+            .into_iter()
+            .map(|(id, at)| Reverse(Entry { at, id: id.into(), reserved: true }))
+            .collect();
+        q.waiting.retain(|_, p| p.session_id != "s1");
+        q.rebuild();
+        let entries: Vec<(Millis, String, bool)> = q.heap.into_sorted_vec().into_iter().map(|Reverse(e)| (e.at, e.id, e.reserved)).collect();
+        assert_eq!(entries, vec![(2_000, "kept".to_string(), false)], "due again at its own time, holding no slot");
+    }
 
     #[test]
     fn budget_spreads_slots_per_authority() {

@@ -85,6 +85,7 @@ impl Store {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = AnyPoolOptions::new()
                 .max_connections(16)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(url)
                 .await?;
@@ -101,11 +102,13 @@ impl Store {
                 })
             })
         };
-        let writer = pragmas(AnyPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(10)))
+        // No ping before each use: a local file does not drop connections, and the ping is a round
+        // trip to the connection's thread per statement.
+        let writer = pragmas(AnyPoolOptions::new().max_connections(1).test_before_acquire(false).acquire_timeout(Duration::from_secs(10)))
             .connect(&format!("{path_url}?mode=rwc"))
             .await?;
         migrate(&writer, Dialect::Sqlite).await?;
-        let readers = pragmas(AnyPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(10)))
+        let readers = pragmas(AnyPoolOptions::new().max_connections(4).test_before_acquire(false).acquire_timeout(Duration::from_secs(10)))
             .connect(&format!("{path_url}?mode=ro"))
             .await?;
         Ok(Store { writer, readers, dialect: Dialect::Sqlite })
