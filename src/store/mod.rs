@@ -510,11 +510,14 @@ impl Store {
     }
 
     /// The state of the authorizations with this user code that `user_id` may see (all for None).
+    /// Codes are matched as people type them: without regard to case, spaces and dashes.
     pub async fn device_states_by_user_code(&self, user_code: &str, user_id: Option<&str>) -> StoreResult<Vec<String>> {
+        let typed: String = user_code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect::<String>().to_uppercase();
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT state FROM device_authorizations WHERE user_code = $1 AND (CAST($2 AS TEXT) IS NULL OR user_id = $2)",
+            "SELECT state FROM device_authorizations
+             WHERE REPLACE(REPLACE(UPPER(user_code), '-', ''), ' ', '') = $1 AND (CAST($2 AS TEXT) IS NULL OR user_id = $2)",
         )
-        .bind(user_code)
+        .bind(typed)
         .bind(user_id)
         .fetch_all(&self.readers)
         .await?;

@@ -43,6 +43,10 @@ async fn walkthrough_signs_in_on_the_page_and_records_the_event() {
 
     let check = app.post_json(&token, "/v5/DeviceCode/check", json!({"userCode": user_code})).await;
     assert_eq!(check.json::<Value>().await.unwrap(), json!({"authenticated": true}));
+    // As typed by a person: any case, without the dash.
+    let typed = user_code.replace('-', "").to_lowercase();
+    let check = app.post_json(&token, "/v5/DeviceCode/check", json!({"userCode": typed})).await;
+    assert_eq!(check.json::<Value>().await.unwrap(), json!({"authenticated": true}));
 
     // The events read as the vendor's do.
     let events = app.events(&token, &session).await;
