@@ -144,9 +144,10 @@ struct Entry {
 struct Queue {
     waiting: HashMap<String, Pending>,
     heap: BinaryHeap<Reverse<Entry>>,
-    in_flight: HashSet<String>,
-    cancelled_sessions: HashSet<String>,
-    /// In flight when their lease was found taken: dropped when the poll comes back.
+    /// Polls in flight: id → session.
+    in_flight: HashMap<String, String>,
+    /// In flight when their lease was found taken or their session stopped: dropped when the
+    /// poll comes back.
     lost: HashSet<String>,
 }
 
@@ -170,7 +171,7 @@ impl Queue {
     }
 
     fn is_followed(&self, id: &str) -> bool {
-        self.waiting.contains_key(id) || self.in_flight.contains(id)
+        self.waiting.contains_key(id) || self.in_flight.contains_key(id)
     }
 
     fn len(&self) -> usize {
@@ -239,7 +240,7 @@ impl Follower {
                         }
                         Some(Message::Again(p)) => {
                             queue.in_flight.remove(&p.id);
-                            if !queue.cancelled_sessions.contains(&p.session_id) && !queue.lost.remove(&p.id) {
+                            if !queue.lost.remove(&p.id) {
                                 queue.push(*p);
                             }
                         }
@@ -250,7 +251,8 @@ impl Follower {
                         Some(Message::Cancel { session_id }) => {
                             queue.waiting.retain(|_, p| p.session_id != session_id);
                             // Polls in flight for it are dropped when they come back.
-                            queue.cancelled_sessions.insert(session_id);
+                            let in_flight: Vec<String> = queue.in_flight.iter().filter(|(_, s)| **s == session_id).map(|(id, _)| id.clone()).collect();
+                            queue.lost.extend(in_flight);
                             // The budget slots its sign-ins held would otherwise stay spent and
                             // delay everyone else: hand the slots out again, in due order.
                             queue.rebuild();
@@ -265,8 +267,9 @@ impl Follower {
                             // Entries of cancelled or finished sign-ins are skipped lazily.
                             let Some(authority) = queue.waiting.get(&entry.id).map(|p| p.authority.clone()) else { continue };
                             // A slot held since long ago (the scheduler fell behind) is stale:
-                            // spending it now would burst; take a fresh one.
-                            let stale = entry.reserved && now - entry.at > budget.gap_ms as Millis;
+                            // spending all of those now would burst; take a fresh one. Within
+                            // 100 ms (timer jitter) a slot is still good.
+                            let stale = entry.reserved && now - entry.at > (budget.gap_ms as Millis).max(100);
                             if !entry.reserved || stale {
                                 let slot = budget.reserve(&authority, now);
                                 if slot > now {
@@ -276,7 +279,7 @@ impl Follower {
                             }
                             let Ok(permit) = permits.clone().acquire_owned().await else { break };
                             let pending = queue.waiting.remove(&entry.id).expect("checked above");
-                            queue.in_flight.insert(entry.id);
+                            queue.in_flight.insert(entry.id, pending.session_id.clone());
                             let worker = worker.clone();
                             let tx = tx.clone();
                             tokio::spawn(async move {
@@ -311,7 +314,7 @@ impl Worker {
             Ok(held) => {
                 let held: HashSet<String> = held.into_iter().collect();
                 queue.waiting.retain(|id, _| held.contains(id));
-                for id in queue.in_flight.iter().filter(|id| !held.contains(*id)) {
+                for id in queue.in_flight.keys().filter(|id| !held.contains(*id)) {
                     queue.lost.insert(id.clone());
                 }
             }
