@@ -399,13 +399,6 @@ impl Store {
         tx.commit().await
     }
 
-    /// Every pending authorization, to resume following them.
-    pub async fn pending_device_authorizations(&self) -> StoreResult<Vec<DeviceAuthorizationRow>> {
-        sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM device_authorizations WHERE state = 'pending'"))
-            .fetch_all(&self.readers)
-            .await
-    }
-
     /// Takes up to `limit` pending authorizations nobody holds (never leased, or the lease has
     /// lapsed: its instance died). On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets instances claim
     /// side by side without taking the same rows; SQLite has a single writer anyway.
