@@ -181,6 +181,13 @@ pub fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>,
 /// Dates as portals send them: ISO 8601 (with or without zone), `2021.03.15 14:30`,
 /// `2021.03.15 14:30:00`, `2021-03-15 14:30:00.000`, or a bare date. Without a zone: UTC.
 pub fn parse_date(raw: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::Datelike;
+    // Years 0000–9999 only: RFC 3339, which the answers are written in, has no others (chrono
+    // would read "-1-1-1" as 2 BC).
+    parse_any_date(raw).filter(|d| (0..=9999).contains(&d.year()))
+}
+
+fn parse_any_date(raw: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
     let s = raw.trim();
     if s.len() > 64 {
@@ -294,5 +301,8 @@ mod tests {
             assert_eq!(parse_date(s).unwrap().to_rfc3339(), "2021-03-15T14:30:00+00:00", "{s}");
         }
         assert!(parse_date("yesterday").is_none());
+        for outside in ["-1-1-1", "+10000-01-01 00:00", "9999-12-31T23:59:59-00:01", "0000-01-01T00:00:00+00:01"] {
+            assert!(parse_date(outside).is_none(), "{outside}");
+        }
     }
 }
