@@ -150,6 +150,5 @@ pub async fn run(data_dir: &Path, command: SandboxCommand) -> anyhow::Result<()>
             println!("removed user {username} from {}", t.name);
         }
     }
-    db.close().await;
     Ok(())
 }

@@ -8,7 +8,8 @@ pub const USER_CODE_LEN: usize = 8;
 
 /// A fresh user code in its display form, `XXXX-XXXX`.
 pub fn new_user_code() -> String {
-    let mut rng = rand::rngs::OsRng;
+    // The thread's CSPRNG, as for device codes (crate::crypto::random_token).
+    let mut rng = rand::thread_rng();
     let chars: String = (0..USER_CODE_LEN)
         .map(|_| {
             // Rejection sampling keeps every letter equally likely (256 is not a multiple of 20).

@@ -13,8 +13,7 @@ pub mod registry;
 use crate::clock::{Millis, SharedClock};
 use axum::routing::{get, post};
 use axum::Router;
-use db::{Application, Tenant};
-use sqlx::SqlitePool;
+use db::{Application, Db, Tenant};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
@@ -37,8 +36,7 @@ pub struct SandboxOptions {
 }
 
 pub struct Sandbox {
-    db: SqlitePool,
-    readers: SqlitePool,
+    db: Db,
     key: keys::SigningKey,
     base: Url,
     clock: SharedClock,
@@ -52,12 +50,10 @@ pub struct Sandbox {
 impl Sandbox {
     pub async fn open(data_dir: &Path, options: SandboxOptions, clock: SharedClock) -> anyhow::Result<Arc<Self>> {
         let db = db::open(&data_dir.join("sandbox.db")).await?;
-        let readers = db::open_readers(&data_dir.join("sandbox.db")).await?;
         let key = keys::SigningKey::load_or_create(&data_dir.join("sandbox-signing-key.der"))?;
         let dummy_hash = tokio::task::spawn_blocking(|| crate::crypto::hash_password(&crate::crypto::generate_password())).await??;
         Ok(Arc::new(Sandbox {
             db,
-            readers,
             key,
             base: options.base,
             clock,
@@ -67,6 +63,12 @@ impl Sandbox {
             dummy_hash,
             wrong_codes: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Closes its database (checkpointing the WAL) at shutdown, rather than whenever the last
+    /// reference is dropped.
+    pub async fn close(&self) {
+        self.db.close().await;
     }
 
     /// Routes under `/sandbox` (paths arrive lowercased).
@@ -95,11 +97,11 @@ impl Sandbox {
 
     /// A tenant by domain name or GUID.
     pub async fn tenant(&self, name_or_id: &str) -> Option<Tenant> {
-        registry::tenant(&self.readers, name_or_id).await.ok().flatten()
+        registry::tenant(&self.db, name_or_id).await.ok().flatten()
     }
 
     pub async fn application(&self, tenant_id: &str, client_id: &str) -> Option<Application> {
-        registry::application(&self.readers, tenant_id, client_id).await.ok().flatten()
+        registry::application(&self.db, tenant_id, client_id).await.ok().flatten()
     }
 
     /// Registers a tenant with an application (public client flows allowed) and its `admin@`

@@ -4,13 +4,14 @@
 
 use super::codes::new_user_code;
 use super::db::{DeviceCode, DEVICE_CODE_COLUMNS};
-use super::Sandbox;
+use super::{registry, Sandbox};
 use crate::crypto::{random_token, sha256_hex};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -92,48 +93,74 @@ pub async fn keys(State(sb): State<Arc<Sandbox>>, Path(tenant): Path<String>) ->
     Json(sb.key.jwks()).into_response()
 }
 
+/// What the database said to a device authorization request.
+enum Issued {
+    Stored,
+    NoTenant,
+    NoApplication(String),
+}
+
+fn unknown_application(client_id: &str, tenant_name: &str) -> Response {
+    ms_error(
+        StatusCode::BAD_REQUEST,
+        "unauthorized_client",
+        700016,
+        &format!(
+            "Application with identifier '{}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+            truncate(client_id),
+            tenant_name
+        ),
+    )
+}
+
+fn transient() -> Response {
+    ms_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
+}
+
 /// `POST /{tenant}/oauth2/v2.0/devicecode` (RFC 8628 section 3.1).
 pub async fn devicecode(State(sb): State<Arc<Sandbox>>, Path(tenant): Path<String>, body: Bytes) -> Response {
     let f = form(&body);
-    let Some(t) = sb.tenant(&tenant).await else {
-        return tenant_not_found(&tenant);
-    };
     let Some(client_id) = f.get("client_id").map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty()) else {
-        return ms_error(StatusCode::BAD_REQUEST, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.");
+        // Microsoft checks the tenant first.
+        return match sb.tenant(&tenant).await {
+            None => tenant_not_found(&tenant),
+            Some(_) => ms_error(StatusCode::BAD_REQUEST, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'."),
+        };
     };
-    if sb.application(&t.id, &client_id).await.is_none() {
-        return ms_error(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            &format!(
-                "Application with identifier '{}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
-                truncate(&client_id),
-                t.name
-            ),
-        );
-    }
     let scope = f.get("scope").cloned().unwrap_or_default();
     let now = sb.clock.now();
     let device_code = random_token(32);
     let user_code = new_user_code();
-    let inserted = sqlx::query(
-        "INSERT INTO device_codes (device_code_hash, user_code, tenant_id, client_id, scope, created_at, expires_at, interval_ms, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending')",
-    )
-    .bind(sha256_hex(&device_code))
-    .bind(user_code.replace('-', ""))
-    .bind(&t.id)
-    .bind(&client_id)
-    .bind(&scope)
-    .bind(now)
-    .bind(now + (sb.lifetime_s as i64) * 1000)
-    .bind((sb.interval_s as i64) * 1000)
-    .execute(&sb.db)
-    .await;
-    if let Err(e) = inserted {
-        tracing::error!(error = %e, "sandbox: cannot store a device code");
-        return ms_error(StatusCode::INTERNAL_SERVER_ERROR, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.");
+    let (hash, canonical) = (sha256_hex(&device_code), user_code.replace('-', ""));
+    let (expires_at, interval_ms) = (now + (sb.lifetime_s as i64) * 1000, (sb.interval_s as i64) * 1000);
+    let key = tenant.trim().to_ascii_lowercase();
+    let cid = client_id.clone();
+    // The lookups and the insert in one job: one trip to the database thread per request.
+    let issued = sb
+        .db
+        .call(move |c| {
+            let Some(t) = registry::find_tenant(c, &key)? else {
+                return Ok(Issued::NoTenant);
+            };
+            if registry::find_application(c, &t.id, &cid)?.is_none() {
+                return Ok(Issued::NoApplication(t.name));
+            }
+            c.prepare_cached(
+                "INSERT INTO device_codes (device_code_hash, user_code, tenant_id, client_id, scope, created_at, expires_at, interval_ms, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending')",
+            )?
+            .execute(params![hash, canonical, t.id, cid, scope, now, expires_at, interval_ms])?;
+            Ok(Issued::Stored)
+        })
+        .await;
+    match issued {
+        Ok(Issued::Stored) => {}
+        Ok(Issued::NoTenant) => return tenant_not_found(&tenant),
+        Ok(Issued::NoApplication(tenant_name)) => return unknown_application(&client_id, &tenant_name),
+        Err(e) => {
+            tracing::error!(error = %e, "sandbox: cannot store a device code");
+            return transient();
+        }
     }
     let verification_uri = sb.verification_uri();
     Json(json!({
@@ -150,11 +177,27 @@ pub async fn devicecode(State(sb): State<Arc<Sandbox>>, Path(tenant): Path<Strin
 /// `POST /{tenant}/oauth2/v2.0/token`: device_code and refresh_token grants.
 pub async fn token(State(sb): State<Arc<Sandbox>>, Path(tenant): Path<String>, body: Bytes) -> Response {
     let f = form(&body);
-    let Some(t) = sb.tenant(&tenant).await else {
-        return tenant_not_found(&tenant);
-    };
     let client_id = f.get("client_id").map(|c| c.trim().to_ascii_lowercase()).unwrap_or_default();
-    let Some(app) = sb.application(&t.id, &client_id).await else {
+    let (key, cid) = (tenant.trim().to_ascii_lowercase(), client_id.clone());
+    let found = sb
+        .db
+        .call(move |c| {
+            let Some(t) = registry::find_tenant(c, &key)? else {
+                return Ok(None);
+            };
+            let app = registry::find_application(c, &t.id, &cid)?;
+            Ok(Some((t, app)))
+        })
+        .await;
+    let (t, app) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return tenant_not_found(&tenant),
+        Err(e) => {
+            tracing::error!(error = %e, "sandbox: cannot read a tenant");
+            return transient();
+        }
+    };
+    let Some(app) = app else {
         return ms_error(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
@@ -184,6 +227,18 @@ pub async fn token(State(sb): State<Arc<Sandbox>>, Path(tenant): Path<String>, b
     }
 }
 
+/// Where a device code stands when its client polls.
+enum Poll {
+    Invalid,
+    Redeemed,
+    Expired,
+    Denied,
+    SlowDown,
+    Pending,
+    /// The sign-in was approved and this poll redeemed it.
+    Approved { username: String, scope: String },
+}
+
 async fn device_code_grant(sb: &Sandbox, t: &super::db::Tenant, client_id: &str, f: &HashMap<String, String>) -> Response {
     let invalid = || {
         ms_error(
@@ -197,63 +252,68 @@ async fn device_code_grant(sb: &Sandbox, t: &super::db::Tenant, client_id: &str,
         return invalid();
     };
     let hash = sha256_hex(device_code);
-    let row: Option<DeviceCode> = match sqlx::query_as(&format!("SELECT {DEVICE_CODE_COLUMNS} FROM device_codes WHERE device_code_hash = $1"))
-        .bind(&hash)
-        .fetch_optional(&sb.db)
-        .await
-    {
-        Ok(r) => r,
+    let now = sb.clock.now();
+    let (tenant_id, cid) = (t.id.clone(), client_id.to_string());
+    // Read, decide and write in one job: the decision cannot race another poll of the same code.
+    let polled = sb
+        .db
+        .call(move |c| {
+            let code = c
+                .prepare_cached(&format!("SELECT {DEVICE_CODE_COLUMNS} FROM device_codes WHERE device_code_hash = ?1"))?
+                .query_row([&hash], DeviceCode::from_row)
+                .optional()?;
+            // A code is bound to the client and tenant it was issued to.
+            let Some(code) = code.filter(|code| code.tenant_id == tenant_id && code.client_id == cid) else {
+                return Ok(Poll::Invalid);
+            };
+            if code.status == "redeemed" {
+                return Ok(Poll::Redeemed);
+            }
+            if now > code.expires_at {
+                return Ok(Poll::Expired);
+            }
+            if code.status == "denied" {
+                return Ok(Poll::Denied);
+            }
+            if code.status == "pending" {
+                // RFC 8628 section 3.5: a client polling faster than the interval is told to slow
+                // down and must add 5 s for good. A client on time with some network jitter is
+                // not punished.
+                let tolerance = (code.interval_ms / 5).min(1000);
+                let too_fast = code.last_poll_at.is_some_and(|last| now - last < code.interval_ms - tolerance);
+                let interval = if too_fast { code.interval_ms + 5000 } else { code.interval_ms };
+                c.prepare_cached("UPDATE device_codes SET last_poll_at = ?2, interval_ms = ?3 WHERE device_code_hash = ?1")?
+                    .execute(params![hash, now, interval])?;
+                return Ok(if too_fast { Poll::SlowDown } else { Poll::Pending });
+            }
+            // Approved: redeem once.
+            let taken = c
+                .prepare_cached("UPDATE device_codes SET status = 'redeemed' WHERE device_code_hash = ?1 AND status = 'approved'")?
+                .execute([&hash])?;
+            Ok(if taken == 1 { Poll::Approved { username: code.username.unwrap_or_default(), scope: code.scope } } else { Poll::Invalid })
+        })
+        .await;
+    let approved = match polled {
+        Ok(Poll::Approved { username, scope }) => (username, scope),
+        Ok(Poll::Invalid) => return invalid(),
+        Ok(Poll::Redeemed) => {
+            return ms_error(StatusCode::BAD_REQUEST, "invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.")
+        }
+        Ok(Poll::Expired) => {
+            return ms_error(StatusCode::BAD_REQUEST, "expired_token", 70020, "The provided value for the input parameter 'device_code' is not valid. This device code has expired.")
+        }
+        Ok(Poll::Denied) => return ms_error(StatusCode::BAD_REQUEST, "authorization_declined", 70000, "The user has declined the authorization request."),
+        Ok(Poll::SlowDown) => return ms_error(StatusCode::BAD_REQUEST, "slow_down", 70016, "The client is polling too fast: wait 5 more seconds between requests."),
+        Ok(Poll::Pending) => {
+            return ms_error(StatusCode::BAD_REQUEST, "authorization_pending", 70016, "OAuth 2.0 device flow error. Authorization is pending. Continue polling.")
+        }
         Err(e) => {
             tracing::error!(error = %e, "sandbox: cannot read a device code");
-            return ms_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.");
+            return transient();
         }
     };
-    // A code is bound to the client and tenant it was issued to.
-    let Some(code) = row.filter(|c| c.tenant_id == t.id && c.client_id == client_id) else {
-        return invalid();
-    };
-    let now = sb.clock.now();
-    if code.status == "redeemed" {
-        return ms_error(StatusCode::BAD_REQUEST, "invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.");
-    }
-    if now > code.expires_at {
-        return ms_error(StatusCode::BAD_REQUEST, "expired_token", 70020, "The provided value for the input parameter 'device_code' is not valid. This device code has expired.");
-    }
-    if code.status == "denied" {
-        return ms_error(StatusCode::BAD_REQUEST, "authorization_declined", 70000, "The user has declined the authorization request.");
-    }
-    if code.status == "pending" {
-        // RFC 8628 section 3.5: a client polling faster than the interval is told to slow down
-        // and must add 5 s for good. A client on time with some network jitter is not punished.
-        let tolerance = (code.interval_ms / 5).min(1000);
-        let too_fast = code.last_poll_at.is_some_and(|last| now - last < code.interval_ms - tolerance);
-        let (interval, message) = if too_fast {
-            (code.interval_ms + 5000, None)
-        } else {
-            (code.interval_ms, Some(()))
-        };
-        let _ = sqlx::query("UPDATE device_codes SET last_poll_at = $2, interval_ms = $3 WHERE device_code_hash = $1")
-            .bind(&hash)
-            .bind(now)
-            .bind(interval)
-            .execute(&sb.db)
-            .await;
-        return match message {
-            None => ms_error(StatusCode::BAD_REQUEST, "slow_down", 70016, "The client is polling too fast: wait 5 more seconds between requests."),
-            Some(()) => ms_error(StatusCode::BAD_REQUEST, "authorization_pending", 70016, "OAuth 2.0 device flow error. Authorization is pending. Continue polling."),
-        };
-    }
-    // Approved: redeem once.
-    let taken = sqlx::query("UPDATE device_codes SET status = 'redeemed' WHERE device_code_hash = $1 AND status = 'approved'")
-        .bind(&hash)
-        .execute(&sb.db)
-        .await;
-    match taken {
-        Ok(r) if r.rows_affected() == 1 => {}
-        _ => return invalid(),
-    }
-    let username = code.username.clone().unwrap_or_default();
-    issue_tokens(sb, t, client_id, &username, &code.scope).await
+    let (username, scope) = approved;
+    issue_tokens(sb, t, client_id, &username, &scope).await
 }
 
 async fn refresh_grant(sb: &Sandbox, t: &super::db::Tenant, client_id: &str, f: &HashMap<String, String>) -> Response {
@@ -264,14 +324,16 @@ async fn refresh_grant(sb: &Sandbox, t: &super::db::Tenant, client_id: &str, f: 
         return invalid();
     };
     // Rotation: a refresh token is deleted as it is used.
-    let row: Option<(String, String, String, String)> = sqlx::query_as(
-        "DELETE FROM refresh_tokens WHERE token_hash = $1 AND expires_at > $2 RETURNING tenant_id, client_id, username, scope",
-    )
-    .bind(sha256_hex(refresh))
-    .bind(sb.clock.now())
-    .fetch_optional(&sb.db)
-    .await
-    .unwrap_or(None);
+    let (hash, now) = (sha256_hex(refresh), sb.clock.now());
+    let row: Option<(String, String, String, String)> = sb
+        .db
+        .call(move |c| {
+            c.prepare_cached("DELETE FROM refresh_tokens WHERE token_hash = ?1 AND expires_at > ?2 RETURNING tenant_id, client_id, username, scope")?
+                .query_row(params![hash, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()
+        })
+        .await
+        .unwrap_or(None);
     match row {
         Some((tenant_id, cid, username, scope)) if tenant_id == t.id && cid == client_id => {
             let scope = f.get("scope").cloned().filter(|s| !s.is_empty()).unwrap_or(scope);
@@ -320,17 +382,17 @@ async fn issue_tokens(sb: &Sandbox, t: &super::db::Tenant, client_id: &str, user
     });
     if scope.split_whitespace().any(|s| s == "offline_access") {
         let refresh = random_token(48);
-        let stored = sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, tenant_id, client_id, username, scope, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(sha256_hex(&refresh))
-        .bind(&t.id)
-        .bind(client_id)
-        .bind(username)
-        .bind(scope)
-        .bind(sb.clock.now() + REFRESH_TOKEN_SECONDS * 1000)
-        .execute(&sb.db)
-        .await;
+        let row = (sha256_hex(&refresh), t.id.clone(), client_id.to_string(), username.to_string(), scope.to_string());
+        let expires_at = sb.clock.now() + REFRESH_TOKEN_SECONDS * 1000;
+        let stored = sb
+            .db
+            .call(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO refresh_tokens (token_hash, tenant_id, client_id, username, scope, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![row.0, row.1, row.2, row.3, row.4, expires_at])
+            })
+            .await;
         if stored.is_ok() {
             body["refresh_token"] = Value::String(refresh);
         }

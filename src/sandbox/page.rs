@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use rusqlite::{params, OptionalExtension};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -164,14 +165,17 @@ enum Lookup {
 }
 
 async fn lookup(sb: &Sandbox, canonical: &str) -> Lookup {
-    let rows: Vec<DeviceCode> = sqlx::query_as(&format!(
-        "SELECT {DEVICE_CODE_COLUMNS} FROM device_codes WHERE user_code = $1 ORDER BY created_at DESC LIMIT 1"
-    ))
-    .bind(canonical)
-    .fetch_all(&sb.db)
-    .await
-    .unwrap_or_default();
-    let Some(code) = rows.into_iter().next() else {
+    let canonical = canonical.to_string();
+    let found = sb
+        .db
+        .call(move |c| {
+            c.prepare_cached(&format!("SELECT {DEVICE_CODE_COLUMNS} FROM device_codes WHERE user_code = ?1 ORDER BY created_at DESC LIMIT 1"))?
+                .query_row([&canonical], DeviceCode::from_row)
+                .optional()
+        })
+        .await
+        .unwrap_or(None);
+    let Some(code) = found else {
         return Lookup::Problem("That code was not recognised. Check it and try again.");
     };
     if sb.clock.now() > code.expires_at {
@@ -238,33 +242,39 @@ pub async fn confirm(State(sb): State<Arc<Sandbox>>, headers: HeaderMap, body: B
     let tenant = sb.tenant(&code.tenant_id).await.map(|t| t.name).unwrap_or_default();
     let app = sb.application(&code.tenant_id, &code.client_id).await.map(|a| a.name).unwrap_or_default();
     if f.get("decision").map(String::as_str) == Some("deny") {
-        let _ = sqlx::query("UPDATE device_codes SET status = 'denied' WHERE device_code_hash = $1 AND status = 'pending'")
-            .bind(&code.device_code_hash)
-            .execute(&sb.db)
-            .await;
+        let hash = code.device_code_hash.clone();
+        let _ = sb.db.call(move |c| c.execute("UPDATE device_codes SET status = 'denied' WHERE device_code_hash = ?1 AND status = 'pending'", [&hash])).await;
         return html(StatusCode::OK, None, "Access denied", "<h1>Access denied</h1><p>You denied the request. You can close this window.</p>");
     }
     let username = f.get("username").map(|u| u.trim().chars().take(320).collect::<String>()).unwrap_or_default();
     let password = f.get("password").cloned().unwrap_or_default();
-    let stored: Option<(String, String)> = sqlx::query_as("SELECT username, password_hash FROM users WHERE tenant_id = $1 AND username = $2")
-        .bind(&code.tenant_id)
-        .bind(&username)
-        .fetch_optional(&sb.db)
+    let (tenant_id, name) = (code.tenant_id.clone(), username.clone());
+    let stored: Option<(String, String)> = sb
+        .db
+        .call(move |c| {
+            c.query_row("SELECT username, password_hash FROM users WHERE tenant_id = ?1 AND username = ?2", [&tenant_id, &name], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+        })
         .await
         .unwrap_or(None);
     let hash = stored.as_ref().map(|s| s.1.clone()).unwrap_or_else(|| sb.dummy_hash.clone());
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
     let Some((username, _)) = stored.filter(|_| ok) else {
         // Wrong passwords count against the code: after a few, it is spent.
-        let _ = sqlx::query(
-            "UPDATE device_codes SET wrong_passwords = wrong_passwords + 1,
-               status = CASE WHEN wrong_passwords + 1 >= $2 THEN 'denied' ELSE status END
-             WHERE device_code_hash = $1",
-        )
-        .bind(&code.device_code_hash)
-        .bind(super::MAX_WRONG_PASSWORDS_PER_CODE)
-        .execute(&sb.db)
-        .await;
+        let hash = code.device_code_hash.clone();
+        let _ = sb
+            .db
+            .call(move |c| {
+                c.execute(
+                    "UPDATE device_codes SET wrong_passwords = wrong_passwords + 1,
+                       status = CASE WHEN wrong_passwords + 1 >= ?2 THEN 'denied' ELSE status END
+                     WHERE device_code_hash = ?1",
+                    params![hash, super::MAX_WRONG_PASSWORDS_PER_CODE],
+                )
+            })
+            .await;
         if code.wrong_passwords + 1 >= super::MAX_WRONG_PASSWORDS_PER_CODE {
             return html(
                 StatusCode::BAD_REQUEST,
@@ -280,13 +290,13 @@ pub async fn confirm(State(sb): State<Arc<Sandbox>>, headers: HeaderMap, body: B
             &signin_form(&csrf, &code, &tenant, &app, Some("The account or password is incorrect.")),
         );
     };
-    let approved = sqlx::query("UPDATE device_codes SET status = 'approved', username = $2 WHERE device_code_hash = $1 AND status = 'pending'")
-        .bind(&code.device_code_hash)
-        .bind(&username)
-        .execute(&sb.db)
+    let (hash, name) = (code.device_code_hash.clone(), username.clone());
+    let approved = sb
+        .db
+        .call(move |c| c.execute("UPDATE device_codes SET status = 'approved', username = ?2 WHERE device_code_hash = ?1 AND status = 'pending'", [&hash, &name]))
         .await;
     match approved {
-        Ok(r) if r.rows_affected() == 1 => html(
+        Ok(1) => html(
             StatusCode::OK,
             None,
             "Signed in",
