@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use url::Url;
 
@@ -221,7 +221,7 @@ impl Application {
                 let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
                 tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
             }).on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+            .layer(SetRequestIdLayer::x_request_id(RandomRequestId));
 
         let handle = axum_server::Handle::new();
         let mut server = axum_server::from_tcp_rustls(
@@ -343,5 +343,17 @@ async fn stop_idle_sessions(store: Store, follower: crate::signin::FollowerHandl
             }
         }
         let _ = store.delete_expired_tokens(now).await;
+    }
+}
+
+/// Request ids: a UUIDv4 from the thread's CSPRNG. (tower-http's `MakeRequestUuid` asks the OS
+/// for every id: a system call per request.)
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl tower_http::request_id::MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        axum::http::HeaderValue::from_str(&id.to_string()).ok().map(RequestId::new)
     }
 }

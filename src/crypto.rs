@@ -8,18 +8,26 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
-/// `bytes` random bytes from the OS generator, base64url without padding.
+/// `bytes` random bytes, base64url without padding. From the thread's generator: a CSPRNG
+/// (ChaCha12) seeded and periodically reseeded from the OS, which costs no system call per value
+/// (the device authorization endpoint draws several per request).
 pub fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
+    rand::thread_rng().fill_bytes(&mut buf);
     URL_SAFE_NO_PAD.encode(buf)
 }
 
 /// SHA-256 of a high-entropy bearer value (token, device code), hex. Such values need no slow hash:
 /// they cannot be guessed, and the hash only keeps a stolen database from replaying them.
 pub fn sha256_hex(value: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(value.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+    }
+    out
 }
 
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

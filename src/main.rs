@@ -124,3 +124,8 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
 }
+
+// mimalloc instead of glibc's allocator: a request allocates and frees many small buffers across
+// threads, where glibc's malloc showed about a tenth of the server's CPU in a profile under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
