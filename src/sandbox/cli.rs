@@ -86,7 +86,7 @@ pub enum UserCommand {
 
 pub async fn run(data_dir: &Path, command: SandboxCommand) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)?;
-    let db = super::db::open(&data_dir.join("sandbox.db")).await?;
+    let db = super::db::open(&data_dir.join("sandbox.db"), crate::clock::Clock::now(&crate::clock::SystemClock)).await?;
     match command {
         SandboxCommand::Tenant(TenantCommand::List) => {
             for t in registry::tenants(&db).await? {

@@ -3,7 +3,7 @@
 //! sandbox is another system that happens to share the binary.
 
 use crate::clock::Millis;
-use rusqlite::{Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -27,8 +27,13 @@ CREATE TABLE IF NOT EXISTS users (
     password_hash TEXT NOT NULL,
     PRIMARY KEY (tenant_id, username)
 );
+-- Device codes by a sequential id: appending rows touches the last page only. Their lookups by
+-- device code hash and by user code go through in-memory indexes (see LOOKUPS): on-disk indexes
+-- of random keys cost a random page per index and per insert in the WAL, about 10 KB a code, and
+-- the checkpoints that copy them back stalled the writer.
 CREATE TABLE IF NOT EXISTS device_codes (
-    device_code_hash TEXT PRIMARY KEY,
+    id               INTEGER PRIMARY KEY,
+    device_code_hash TEXT NOT NULL,
     user_code        TEXT NOT NULL,  -- canonical form, no dash
     tenant_id        TEXT NOT NULL,
     client_id        TEXT NOT NULL,
@@ -41,7 +46,7 @@ CREATE TABLE IF NOT EXISTS device_codes (
     username         TEXT,
     wrong_passwords  INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS device_codes_user_code ON device_codes(user_code);
+CREATE INDEX IF NOT EXISTS device_codes_expiry ON device_codes(expires_at);
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     token_hash TEXT PRIMARY KEY,
     tenant_id  TEXT NOT NULL,
@@ -50,6 +55,31 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
     scope      TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 );
+";
+
+/// Before version 1, device codes were keyed by their hash with an on-disk user-code index.
+const UPGRADE_TO_1: &str = "
+ALTER TABLE device_codes RENAME TO device_codes_0;
+DROP INDEX IF EXISTS device_codes_user_code;
+";
+const COPY_FROM_0: &str = "
+INSERT INTO device_codes (device_code_hash, user_code, tenant_id, client_id, scope, created_at, expires_at, interval_ms,
+                          last_poll_at, status, username, wrong_passwords)
+    SELECT device_code_hash, user_code, tenant_id, client_id, scope, created_at, expires_at, interval_ms,
+           last_poll_at, status, username, wrong_passwords FROM device_codes_0 ORDER BY created_at;
+DROP TABLE device_codes_0;
+";
+
+/// How long after its expiry a device code can still be found (to answer `expired_token`, or
+/// "already used" at the page); older ones are unknown, as at Microsoft, and purged.
+pub const KEEP_AFTER_EXPIRY_MS: Millis = 3600 * 1000;
+
+/// The in-memory indexes of device codes, on the database thread's connection (TEMP tables live
+/// in memory with temp_store=MEMORY): filled at open from the codes still findable, kept in step
+/// by every insert, trimmed by [`Db::purge`].
+const LOOKUPS: &str = "
+CREATE TEMP TABLE code_hashes (hash TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TEMP TABLE user_codes (user_code TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
 ";
 
 /// The sandbox database: one connection, owned by one thread, that runs every statement.
@@ -130,7 +160,7 @@ impl Db {
 
 /// Opens (creating it 0600 if needed) the database with its schema, and starts its thread. The
 /// thread ends when the last handle is dropped.
-pub async fn open(path: &Path) -> anyhow::Result<Db> {
+pub async fn open(path: &Path, now: Millis) -> anyhow::Result<Db> {
     crate::crypto::create_private_file_if_missing(path)?;
     let path = path.to_path_buf();
     let conn = tokio::task::spawn_blocking(move || -> anyhow::Result<Connection> {
@@ -141,7 +171,26 @@ pub async fn open(path: &Path) -> anyhow::Result<Db> {
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let old_codes: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'device_codes'",
+            [],
+            |r| r.get(0),
+        )?;
+        if version < 1 && old_codes {
+            conn.execute_batch(&format!("BEGIN; {UPGRADE_TO_1} {SCHEMA} {COPY_FROM_0} PRAGMA user_version = 1; COMMIT;"))?;
+        } else {
+            conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = 1; COMMIT;"))?;
+        }
+        conn.execute_batch(LOOKUPS)?;
+        // Newest last, so that a user code issued twice finds the newer code.
+        let findable = now - KEEP_AFTER_EXPIRY_MS;
+        conn.execute("INSERT INTO temp.code_hashes SELECT device_code_hash, id FROM device_codes WHERE expires_at > ?1", [findable])?;
+        conn.execute(
+            "INSERT OR REPLACE INTO temp.user_codes SELECT user_code, id FROM device_codes WHERE expires_at > ?1 ORDER BY id",
+            [findable],
+        )?;
         Ok(conn)
     })
     .await??;
@@ -234,7 +283,7 @@ pub struct Application {
 
 #[derive(Clone)]
 pub struct DeviceCode {
-    pub device_code_hash: String,
+    pub id: i64,
     pub user_code: String,
     pub tenant_id: String,
     pub client_id: String,
@@ -247,14 +296,71 @@ pub struct DeviceCode {
     pub wrong_passwords: i64,
 }
 
-pub const DEVICE_CODE_COLUMNS: &str = "device_code_hash, user_code, tenant_id, client_id, scope, expires_at, interval_ms,
-    last_poll_at, status, username, wrong_passwords";
+/// The columns of a [`DeviceCode`], of the table `d` (`device_codes d`).
+pub const DEVICE_CODE_COLUMNS: &str = "d.id, d.user_code, d.tenant_id, d.client_id, d.scope, d.expires_at, d.interval_ms,
+    d.last_poll_at, d.status, d.username, d.wrong_passwords";
+
+/// A device code by the hash of its value.
+pub fn code_by_hash(c: &Connection, hash: &str) -> rusqlite::Result<Option<DeviceCode>> {
+    c.prepare_cached(&format!("SELECT {DEVICE_CODE_COLUMNS} FROM temp.code_hashes h JOIN device_codes d ON d.id = h.id WHERE h.hash = ?1"))?
+        .query_row([hash], DeviceCode::from_row)
+        .optional()
+}
+
+/// The newest device code with this user code (canonical form).
+pub fn code_by_user_code(c: &Connection, user_code: &str) -> rusqlite::Result<Option<DeviceCode>> {
+    c.prepare_cached(&format!("SELECT {DEVICE_CODE_COLUMNS} FROM temp.user_codes u JOIN device_codes d ON d.id = u.id WHERE u.user_code = ?1"))?
+        .query_row([user_code], DeviceCode::from_row)
+        .optional()
+}
+
+/// What a new device code is stored with.
+pub struct NewCode<'a> {
+    pub hash: &'a str,
+    pub tenant_id: &'a str,
+    pub client_id: &'a str,
+    pub scope: &'a str,
+    pub now: Millis,
+    pub expires_at: Millis,
+    pub interval_ms: i64,
+}
+
+/// Stores a new device code under a user code that no findable code has (drawing again on a
+/// collision); the user code, canonical form.
+pub fn insert_code(c: &Connection, code: &NewCode, mut user_code: impl FnMut() -> String) -> rusqlite::Result<String> {
+    let mut canonical = user_code();
+    for _ in 0..8 {
+        let taken = c.prepare_cached("SELECT 1 FROM temp.user_codes WHERE user_code = ?1")?.exists([&canonical])?;
+        if !taken {
+            break;
+        }
+        canonical = user_code();
+    }
+    c.prepare_cached(
+        "INSERT INTO device_codes (device_code_hash, user_code, tenant_id, client_id, scope, created_at, expires_at, interval_ms, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending')",
+    )?
+    .execute(params![code.hash, canonical, code.tenant_id, code.client_id, code.scope, code.now, code.expires_at, code.interval_ms])?;
+    let id = c.last_insert_rowid();
+    c.prepare_cached("INSERT INTO temp.code_hashes (hash, id) VALUES (?1, ?2)")?.execute(params![code.hash, id])?;
+    c.prepare_cached("INSERT OR REPLACE INTO temp.user_codes (user_code, id) VALUES (?1, ?2)")?.execute(params![canonical, id])?;
+    Ok(canonical)
+}
+
+/// Forgets device codes expired more than [`KEEP_AFTER_EXPIRY_MS`] ago, on disk and in the
+/// in-memory indexes; how many.
+pub fn purge_codes(c: &Connection, now: Millis) -> rusqlite::Result<usize> {
+    let before = now - KEEP_AFTER_EXPIRY_MS;
+    c.execute("DELETE FROM temp.code_hashes WHERE id IN (SELECT id FROM device_codes WHERE expires_at <= ?1)", [before])?;
+    c.execute("DELETE FROM temp.user_codes WHERE id IN (SELECT id FROM device_codes WHERE expires_at <= ?1)", [before])?;
+    c.execute("DELETE FROM device_codes WHERE expires_at <= ?1", [before])
+}
 
 impl DeviceCode {
     /// From a row selected with [`DEVICE_CODE_COLUMNS`].
     pub fn from_row(r: &Row) -> rusqlite::Result<Self> {
         Ok(DeviceCode {
-            device_code_hash: r.get(0)?,
+            id: r.get(0)?,
             user_code: r.get(1)?,
             tenant_id: r.get(2)?,
             client_id: r.get(3)?,
@@ -266,5 +372,42 @@ impl DeviceCode {
             username: r.get(9)?,
             wrong_passwords: r.get(10)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_code<'a>(hash: &'a str, now: Millis) -> NewCode<'a> {
+        NewCode { hash, tenant_id: "t", client_id: "c", scope: "s", now, expires_at: now + 900_000, interval_ms: 5000 }
+    }
+
+    #[tokio::test]
+    async fn codes_are_found_by_hash_and_user_code_after_a_reopen_and_forgotten_after_the_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sandbox.db");
+        let now = 1_700_000_000_000;
+        let db = open(&path, now).await.unwrap();
+        // The second code draws the first one's user code first: it must get another one.
+        let mut draws = vec!["BBBBBBBB", "CCCCCCCC", "BBBBBBBB"].into_iter().map(String::from);
+        let first = db.call(move |c| insert_code(c, &new_code("h1", now), || "BBBBBBBB".into())).await.unwrap();
+        let second = db.call(move |c| insert_code(c, &new_code("h2", now), move || draws.next().unwrap())).await.unwrap();
+        assert_eq!((first.as_str(), second.as_str()), ("BBBBBBBB", "CCCCCCCC"));
+        db.close().await;
+
+        let db = open(&path, now + 1000).await.unwrap();
+        let (by_hash, by_user_code) = db
+            .call(|c| Ok((code_by_hash(c, "h2")?.map(|d| d.user_code), code_by_user_code(c, "BBBBBBBB")?.map(|d| d.id))))
+            .await
+            .unwrap();
+        assert_eq!(by_hash.as_deref(), Some("CCCCCCCC"));
+        assert!(by_user_code.is_some());
+
+        let later = now + 900_000 + KEEP_AFTER_EXPIRY_MS + 1;
+        let purged = db.call(move |c| purge_codes(c, later)).await.unwrap();
+        assert_eq!(purged, 2);
+        let gone = db.call(|c| Ok((code_by_hash(c, "h1")?.is_none(), code_by_user_code(c, "CCCCCCCC")?.is_none()))).await.unwrap();
+        assert_eq!(gone, (true, true));
     }
 }

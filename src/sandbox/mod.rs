@@ -49,10 +49,10 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub async fn open(data_dir: &Path, options: SandboxOptions, clock: SharedClock) -> anyhow::Result<Arc<Self>> {
-        let db = db::open(&data_dir.join("sandbox.db")).await?;
+        let db = db::open(&data_dir.join("sandbox.db"), clock.now()).await?;
         let key = keys::SigningKey::load_or_create(&data_dir.join("sandbox-signing-key.der"))?;
         let dummy_hash = tokio::task::spawn_blocking(|| crate::crypto::hash_password(&crate::crypto::generate_password())).await??;
-        Ok(Arc::new(Sandbox {
+        let sandbox = Arc::new(Sandbox {
             db,
             key,
             base: options.base,
@@ -62,7 +62,22 @@ impl Sandbox {
             default_password: options.default_password,
             dummy_hash,
             wrong_codes: Mutex::new(HashMap::new()),
-        }))
+        });
+        // Codes expired long ago are forgotten every ten minutes; the task ends with the sandbox.
+        let weak = Arc::downgrade(&sandbox);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(sb) = weak.upgrade() else { break };
+                let now = sb.clock.now();
+                if let Err(e) = sb.db.call(move |c| db::purge_codes(c, now)).await {
+                    tracing::warn!(error = %e, "sandbox: purging expired device codes");
+                }
+            }
+        });
+        Ok(sandbox)
     }
 
     /// Closes its database (checkpointing the WAL) at shutdown, rather than whenever the last

@@ -3,7 +3,7 @@
 //! an AADSTS code, `error_codes`).
 
 use super::codes::new_user_code;
-use super::db::{DeviceCode, DEVICE_CODE_COLUMNS};
+use super::db::{code_by_hash, insert_code, NewCode};
 use super::{registry, Sandbox};
 use crate::crypto::{random_token, sha256_hex};
 use axum::body::Bytes;
@@ -95,7 +95,8 @@ pub async fn keys(State(sb): State<Arc<Sandbox>>, Path(tenant): Path<String>) ->
 
 /// What the database said to a device authorization request.
 enum Issued {
-    Stored,
+    /// Stored, under this user code (canonical form).
+    Stored(String),
     NoTenant,
     NoApplication(String),
 }
@@ -130,8 +131,7 @@ pub async fn devicecode(State(sb): State<Arc<Sandbox>>, Path(tenant): Path<Strin
     let scope = f.get("scope").cloned().unwrap_or_default();
     let now = sb.clock.now();
     let device_code = random_token(32);
-    let user_code = new_user_code();
-    let (hash, canonical) = (sha256_hex(&device_code), user_code.replace('-', ""));
+    let hash = sha256_hex(&device_code);
     let (expires_at, interval_ms) = (now + (sb.lifetime_s as i64) * 1000, (sb.interval_s as i64) * 1000);
     let key = tenant.trim().to_ascii_lowercase();
     let cid = client_id.clone();
@@ -145,23 +145,20 @@ pub async fn devicecode(State(sb): State<Arc<Sandbox>>, Path(tenant): Path<Strin
             if registry::find_application(c, &t.id, &cid)?.is_none() {
                 return Ok(Issued::NoApplication(t.name));
             }
-            c.prepare_cached(
-                "INSERT INTO device_codes (device_code_hash, user_code, tenant_id, client_id, scope, created_at, expires_at, interval_ms, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending')",
-            )?
-            .execute(params![hash, canonical, t.id, cid, scope, now, expires_at, interval_ms])?;
-            Ok(Issued::Stored)
+            let code = NewCode { hash: &hash, tenant_id: &t.id, client_id: &cid, scope: &scope, now, expires_at, interval_ms };
+            let canonical = insert_code(c, &code, || new_user_code().replace('-', ""))?;
+            Ok(Issued::Stored(canonical))
         })
         .await;
-    match issued {
-        Ok(Issued::Stored) => {}
+    let user_code = match issued {
+        Ok(Issued::Stored(canonical)) => format!("{}-{}", &canonical[..4], &canonical[4..]),
         Ok(Issued::NoTenant) => return tenant_not_found(&tenant),
         Ok(Issued::NoApplication(tenant_name)) => return unknown_application(&client_id, &tenant_name),
         Err(e) => {
             tracing::error!(error = %e, "sandbox: cannot store a device code");
             return transient();
         }
-    }
+    };
     let verification_uri = sb.verification_uri();
     Json(json!({
         "user_code": user_code,
@@ -258,10 +255,7 @@ async fn device_code_grant(sb: &Sandbox, t: &super::db::Tenant, client_id: &str,
     let polled = sb
         .db
         .call(move |c| {
-            let code = c
-                .prepare_cached(&format!("SELECT {DEVICE_CODE_COLUMNS} FROM device_codes WHERE device_code_hash = ?1"))?
-                .query_row([&hash], DeviceCode::from_row)
-                .optional()?;
+            let code = code_by_hash(c, &hash)?;
             // A code is bound to the client and tenant it was issued to.
             let Some(code) = code.filter(|code| code.tenant_id == tenant_id && code.client_id == cid) else {
                 return Ok(Poll::Invalid);
@@ -282,14 +276,14 @@ async fn device_code_grant(sb: &Sandbox, t: &super::db::Tenant, client_id: &str,
                 let tolerance = (code.interval_ms / 5).min(1000);
                 let too_fast = code.last_poll_at.is_some_and(|last| now - last < code.interval_ms - tolerance);
                 let interval = if too_fast { code.interval_ms + 5000 } else { code.interval_ms };
-                c.prepare_cached("UPDATE device_codes SET last_poll_at = ?2, interval_ms = ?3 WHERE device_code_hash = ?1")?
-                    .execute(params![hash, now, interval])?;
+                c.prepare_cached("UPDATE device_codes SET last_poll_at = ?2, interval_ms = ?3 WHERE id = ?1")?
+                    .execute(params![code.id, now, interval])?;
                 return Ok(if too_fast { Poll::SlowDown } else { Poll::Pending });
             }
             // Approved: redeem once.
             let taken = c
-                .prepare_cached("UPDATE device_codes SET status = 'redeemed' WHERE device_code_hash = ?1 AND status = 'approved'")?
-                .execute([&hash])?;
+                .prepare_cached("UPDATE device_codes SET status = 'redeemed' WHERE id = ?1 AND status = 'approved'")?
+                .execute([code.id])?;
             Ok(if taken == 1 { Poll::Approved { username: code.username.unwrap_or_default(), scope: code.scope } } else { Poll::Invalid })
         })
         .await;

@@ -3,7 +3,7 @@
 //! limits on wrong codes per client address and wrong passwords per code.
 
 use super::codes::normalize_user_code;
-use super::db::{DeviceCode, DEVICE_CODE_COLUMNS};
+use super::db::{code_by_user_code, DeviceCode};
 use super::Sandbox;
 use crate::crypto::{constant_time_eq, random_token, verify_password};
 use axum::body::Bytes;
@@ -169,9 +169,7 @@ async fn lookup(sb: &Sandbox, canonical: &str) -> Lookup {
     let found = sb
         .db
         .call(move |c| {
-            c.prepare_cached(&format!("SELECT {DEVICE_CODE_COLUMNS} FROM device_codes WHERE user_code = ?1 ORDER BY created_at DESC LIMIT 1"))?
-                .query_row([&canonical], DeviceCode::from_row)
-                .optional()
+            code_by_user_code(c, &canonical)
         })
         .await
         .unwrap_or(None);
@@ -242,8 +240,8 @@ pub async fn confirm(State(sb): State<Arc<Sandbox>>, headers: HeaderMap, body: B
     let tenant = sb.tenant(&code.tenant_id).await.map(|t| t.name).unwrap_or_default();
     let app = sb.application(&code.tenant_id, &code.client_id).await.map(|a| a.name).unwrap_or_default();
     if f.get("decision").map(String::as_str) == Some("deny") {
-        let hash = code.device_code_hash.clone();
-        let _ = sb.db.call(move |c| c.execute("UPDATE device_codes SET status = 'denied' WHERE device_code_hash = ?1 AND status = 'pending'", [&hash])).await;
+        let id = code.id;
+        let _ = sb.db.call(move |c| c.execute("UPDATE device_codes SET status = 'denied' WHERE id = ?1 AND status = 'pending'", [id])).await;
         return html(StatusCode::OK, None, "Access denied", "<h1>Access denied</h1><p>You denied the request. You can close this window.</p>");
     }
     let username = f.get("username").map(|u| u.trim().chars().take(320).collect::<String>()).unwrap_or_default();
@@ -263,15 +261,15 @@ pub async fn confirm(State(sb): State<Arc<Sandbox>>, headers: HeaderMap, body: B
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
     let Some((username, _)) = stored.filter(|_| ok) else {
         // Wrong passwords count against the code: after a few, it is spent.
-        let hash = code.device_code_hash.clone();
+        let id = code.id;
         let _ = sb
             .db
             .call(move |c| {
                 c.execute(
                     "UPDATE device_codes SET wrong_passwords = wrong_passwords + 1,
                        status = CASE WHEN wrong_passwords + 1 >= ?2 THEN 'denied' ELSE status END
-                     WHERE device_code_hash = ?1",
-                    params![hash, super::MAX_WRONG_PASSWORDS_PER_CODE],
+                     WHERE id = ?1",
+                    params![id, super::MAX_WRONG_PASSWORDS_PER_CODE],
                 )
             })
             .await;
@@ -290,10 +288,10 @@ pub async fn confirm(State(sb): State<Arc<Sandbox>>, headers: HeaderMap, body: B
             &signin_form(&csrf, &code, &tenant, &app, Some("The account or password is incorrect.")),
         );
     };
-    let (hash, name) = (code.device_code_hash.clone(), username.clone());
+    let (id, name) = (code.id, username.clone());
     let approved = sb
         .db
-        .call(move |c| c.execute("UPDATE device_codes SET status = 'approved', username = ?2 WHERE device_code_hash = ?1 AND status = 'pending'", [&hash, &name]))
+        .call(move |c| c.execute("UPDATE device_codes SET status = 'approved', username = ?2 WHERE id = ?1 AND status = 'pending'", params![id, name]))
         .await;
     match approved {
         Ok(1) => html(
