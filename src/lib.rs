@@ -8,6 +8,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod identity;
+pub mod limit;
 pub mod metrics;
 pub mod sandbox;
 pub mod signin;

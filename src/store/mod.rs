@@ -453,6 +453,17 @@ impl Store {
         Ok(n)
     }
 
+    /// How many sign-ins `user_id` has pending, and when the first of them expires.
+    pub async fn pending_device_authorizations_of(&self, user_id: &str) -> StoreResult<(i64, Option<Millis>)> {
+        let (n, first): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(expires_at) FROM device_authorizations WHERE user_id = $1 AND state = 'pending'",
+        )
+        .bind(user_id)
+        .fetch_one(&self.readers)
+        .await?;
+        Ok((n, first))
+    }
+
     /// Records a changed schedule (after `slow_down` or a transient failure). Plain pending polls
     /// are not written: on resume the next poll is put at least one interval after the restart.
     /// No-op when the authorization is no longer pending.
