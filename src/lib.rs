@@ -14,3 +14,4 @@ pub mod sandbox;
 pub mod signin;
 pub mod store;
 pub mod tls;
+pub mod users;
