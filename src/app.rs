@@ -171,6 +171,7 @@ impl Application {
                     interval_seconds: settings.sandbox_poll_interval_seconds,
                     code_lifetime_seconds: settings.sandbox_code_lifetime_seconds,
                     default_password: password,
+                    wrong_codes_per_address: settings.sandbox_wrong_codes_per_address,
                 },
                 clock.clone(),
             )
@@ -191,6 +192,20 @@ impl Application {
             authorities: Authorities { by_region },
             hooks,
             dummy_hash,
+            login: api::throttle::LoginGuard::new(
+                &api::throttle::LoginLimits {
+                    failures_per_address: settings.login_failures_per_address,
+                    failures_per_account: settings.login_failures_per_account,
+                    window_ms: (settings.login_failure_window_seconds as i64) * 1000,
+                    concurrent_hashes: settings.login_concurrent_hashes,
+                },
+                clock.clone(),
+            ),
+            device_codes: api::throttle::DeviceCodeGuard::new(
+                settings.device_codes_per_user_per_minute,
+                settings.pending_sign_ins_per_user,
+                clock.clone(),
+            ),
         });
         background.push(tokio::spawn(stop_idle_sessions(
             store.clone(),
@@ -210,7 +225,7 @@ impl Application {
             .route("/metrics", axum::routing::get(crate::metrics::render))
             .fallback(api::not_found)
             .layer(DefaultBodyLimit::max(api::decode::MAX_BODY_BYTES))
-            .layer(axum::middleware::from_fn(api::read_body_first))
+            .layer(axum::middleware::from_fn_with_state(Duration::from_secs(settings.body_read_timeout_seconds), api::read_body_first))
             .layer(axum::middleware::from_fn(crate::metrics::track))
             .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(60)))
             .layer(CatchPanicLayer::custom(|_| {
@@ -229,7 +244,7 @@ impl Application {
             axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(server_tls)),
         )?
         .handle(handle.clone());
-        server.http_builder().http1().header_read_timeout(Duration::from_secs(10));
+        server.http_builder().http1().header_read_timeout(Duration::from_secs(settings.header_read_timeout_seconds));
 
         Ok(Application {
             addr,

@@ -66,6 +66,15 @@ struct FileSettings {
     authority_polls_per_second: Option<f64>,
     outbound_timeout_ms: Option<u64>,
     follower_lease_seconds: Option<u64>,
+    header_read_timeout_seconds: Option<u64>,
+    body_read_timeout_seconds: Option<u64>,
+    login_failures_per_address: Option<u64>,
+    login_failures_per_account: Option<u64>,
+    login_failure_window_seconds: Option<u64>,
+    login_concurrent_hashes: Option<u64>,
+    device_codes_per_user_per_minute: Option<u64>,
+    pending_sign_ins_per_user: Option<u64>,
+    sandbox_wrong_codes_per_address: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -101,6 +110,25 @@ pub struct Settings {
     /// How long an instance's claim on a pending sign-in lasts without renewal; when it dies,
     /// other instances take its sign-ins over within this time.
     pub follower_lease_seconds: u64,
+    /// A connection must send a request's headers within this long (slow-header attacks).
+    pub header_read_timeout_seconds: u64,
+    /// A request's body must arrive within this long, or the answer is 408.
+    pub body_read_timeout_seconds: u64,
+    /// Wrong passwords at /v5/Token per client address per `login_failure_window_seconds`
+    /// (0: no limit). Checked before the password is hashed.
+    pub login_failures_per_address: u64,
+    /// Wrong passwords per account per window, from addresses that have not signed in to it
+    /// before (0: no limit).
+    pub login_failures_per_account: u64,
+    pub login_failure_window_seconds: u64,
+    /// Password hashes computed at once; further logins wait for one to finish.
+    pub login_concurrent_hashes: u64,
+    /// restoreDeviceCode requests per user per minute (0: no limit).
+    pub device_codes_per_user_per_minute: u64,
+    /// Sign-ins a user may have pending at once (0: no limit).
+    pub pending_sign_ins_per_user: u64,
+    /// Wrong codes one client address may enter at the sandbox page per 15 minutes.
+    pub sandbox_wrong_codes_per_address: u64,
 }
 
 impl Settings {
@@ -124,6 +152,15 @@ impl Settings {
             authority_polls_per_second: 200.0,
             outbound_timeout_ms: 10_000,
             follower_lease_seconds: 30,
+            header_read_timeout_seconds: 10,
+            body_read_timeout_seconds: 30,
+            login_failures_per_address: 10,
+            login_failures_per_account: 20,
+            login_failure_window_seconds: 300,
+            login_concurrent_hashes: 2,
+            device_codes_per_user_per_minute: 60,
+            pending_sign_ins_per_user: 100,
+            sandbox_wrong_codes_per_address: crate::sandbox::MAX_WRONG_CODES_PER_ADDRESS as u64,
         }
     }
 
@@ -140,6 +177,15 @@ impl Settings {
             ("RESTOREGATE_SANDBOX_CODE_LIFETIME_SECONDS", &mut s.sandbox_code_lifetime_seconds),
             ("RESTOREGATE_OUTBOUND_TIMEOUT_MS", &mut s.outbound_timeout_ms),
             ("RESTOREGATE_FOLLOWER_LEASE_SECONDS", &mut s.follower_lease_seconds),
+            ("RESTOREGATE_HEADER_READ_TIMEOUT_SECONDS", &mut s.header_read_timeout_seconds),
+            ("RESTOREGATE_BODY_READ_TIMEOUT_SECONDS", &mut s.body_read_timeout_seconds),
+            ("RESTOREGATE_LOGIN_FAILURES_PER_ADDRESS", &mut s.login_failures_per_address),
+            ("RESTOREGATE_LOGIN_FAILURES_PER_ACCOUNT", &mut s.login_failures_per_account),
+            ("RESTOREGATE_LOGIN_FAILURE_WINDOW_SECONDS", &mut s.login_failure_window_seconds),
+            ("RESTOREGATE_LOGIN_CONCURRENT_HASHES", &mut s.login_concurrent_hashes),
+            ("RESTOREGATE_DEVICE_CODES_PER_USER_PER_MINUTE", &mut s.device_codes_per_user_per_minute),
+            ("RESTOREGATE_PENDING_SIGN_INS_PER_USER", &mut s.pending_sign_ins_per_user),
+            ("RESTOREGATE_SANDBOX_WRONG_CODES_PER_ADDRESS", &mut s.sandbox_wrong_codes_per_address),
         ] {
             if let Ok(v) = std::env::var(name) {
                 *field = v.trim().parse().map_err(|_| anyhow::anyhow!("{name} must be a whole number"))?;
@@ -194,7 +240,10 @@ impl Settings {
             ($($field:ident),*) => { $( if f.$field.is_some() { self.$field = f.$field; } )* };
         }
         take!(listen, data_dir, sandbox, session_idle_timeout_seconds, sandbox_poll_interval_seconds,
-              sandbox_code_lifetime_seconds, authority_polls_per_second, outbound_timeout_ms, follower_lease_seconds);
+              sandbox_code_lifetime_seconds, authority_polls_per_second, outbound_timeout_ms, follower_lease_seconds,
+              header_read_timeout_seconds, body_read_timeout_seconds, login_failures_per_address,
+              login_failures_per_account, login_failure_window_seconds, login_concurrent_hashes,
+              device_codes_per_user_per_minute, pending_sign_ins_per_user, sandbox_wrong_codes_per_address);
         take_opt!(public_url, database_url, tls_cert, tls_key, authority_ca_file);
         for (name, o) in f.regions {
             let region: Region = name.parse().map_err(|e| anyhow::anyhow!("configuration file: {e}"))?;
@@ -240,6 +289,15 @@ impl Settings {
         }
         if self.sandbox_poll_interval_seconds == 0 || self.sandbox_code_lifetime_seconds == 0 {
             anyhow::bail!("sandbox_poll_interval_seconds and sandbox_code_lifetime_seconds must be above 0");
+        }
+        if self.header_read_timeout_seconds == 0 || self.body_read_timeout_seconds == 0 {
+            anyhow::bail!("header_read_timeout_seconds and body_read_timeout_seconds must be above 0");
+        }
+        if self.login_failure_window_seconds == 0 || self.login_concurrent_hashes == 0 {
+            anyhow::bail!("login_failure_window_seconds and login_concurrent_hashes must be above 0");
+        }
+        if self.sandbox_wrong_codes_per_address == 0 {
+            anyhow::bail!("sandbox_wrong_codes_per_address must be above 0: the sandbox page always limits wrong codes");
         }
         if let Some(url) = &self.database_url {
             if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| url.starts_with(p)) {

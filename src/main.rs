@@ -38,6 +38,9 @@ enum Command {
     /// Manage the sandbox identity provider's tenants, applications and users
     #[command(subcommand)]
     Sandbox(restoregate::sandbox::cli::SandboxCommand),
+    /// Manage the server's own accounts (administrators and users)
+    #[command(subcommand)]
+    User(restoregate::users::UserCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,6 +71,7 @@ fn main() -> std::process::ExitCode {
                 println!("database schema is up to date");
                 Ok(())
             }
+            Some(Command::User(command)) => restoregate::users::run(&Settings::load(&cli.serve)?, command).await,
             Some(Command::Sandbox(command)) => {
                 let settings = Settings::load(&cli.serve)?;
                 restoregate::sandbox::cli::run(&settings.data_dir, command).await

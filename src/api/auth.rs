@@ -5,13 +5,15 @@ use super::AppState;
 use crate::clock::iso;
 use crate::crypto::{random_token, sha256_hex, verify_password};
 use crate::store::{TokenKind, User};
-use axum::extract::{FromRequestParts, Request, State};
+use super::throttle::Refusal;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use super::dto::{ExceptionInfo, OAuthError, TokenRequest, TokenResponse};
 use serde_json::Value;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 pub const ACCESS_TOKEN_SECONDS: i64 = 3600;
@@ -74,8 +76,14 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
         (status = 200, description = "The tokens", body = TokenResponse),
         (status = 400, description = "OAuth error: invalid_request, invalid_grant or unsupported_grant_type", body = OAuthError),
         (status = 413, description = "Body too large", body = ExceptionInfo),
+        (status = 429, description = "Too many failed sign-ins from this address or for this user name (temporarily_unavailable; Retry-After in seconds)", body = OAuthError),
     ))]
 pub async fn token(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let is_json = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -100,9 +108,16 @@ pub async fn token(State(state): State<Arc<AppState>>, request: Request) -> Resp
     } else {
         url::form_urlencoded::parse(&bytes).map(|(k, v)| (k.to_lowercase(), v.into_owned())).collect()
     };
-    match grant(&state, &fields).await {
+    match grant(&state, peer, &fields).await {
         Ok(body) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response(),
         Err(TokenError::OAuth(error, description)) => oauth_error(StatusCode::BAD_REQUEST, error, &description),
+        Err(TokenError::Limited(refusal)) => {
+            // RFC 6749 names no error for this; temporarily_unavailable is its nearest ("temporary
+            // overloading"), and Retry-After says when.
+            let mut r = oauth_error(StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable", &refusal.message());
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(refusal.retry_after()));
+            r
+        }
         Err(TokenError::Api(e)) => e.into_response(),
     }
 }
@@ -114,6 +129,7 @@ pub async fn token(State(state): State<Arc<AppState>>, request: Request) -> Resp
         (status = 200, description = "The tokens", body = TokenResponse),
         (status = 400, description = "OAuth error: invalid_request, invalid_grant or unsupported_grant_type", body = OAuthError),
         (status = 413, description = "Body too large", body = ExceptionInfo),
+        (status = 429, description = "Too many failed sign-ins from this address or for this user name (temporarily_unavailable; Retry-After in seconds)", body = OAuthError),
     ))]
 pub async fn token_v8(state: State<Arc<AppState>>, request: Request) -> Response {
     token(state, request).await
@@ -121,6 +137,7 @@ pub async fn token_v8(state: State<Arc<AppState>>, request: Request) -> Response
 
 enum TokenError {
     OAuth(&'static str, String),
+    Limited(Refusal),
     Api(ApiError),
 }
 
@@ -130,13 +147,15 @@ impl<E: Into<ApiError>> From<E> for TokenError {
     }
 }
 
-async fn grant(state: &AppState, fields: &std::collections::HashMap<String, String>) -> Result<TokenResponse, TokenError> {
+async fn grant(state: &AppState, peer: IpAddr, fields: &std::collections::HashMap<String, String>) -> Result<TokenResponse, TokenError> {
     let field = |name: &str| fields.get(name).map(|s| s.as_str()).filter(|s| !s.is_empty());
     let user = match field("grant_type") {
         Some(g) if g.eq_ignore_ascii_case("password") => {
             let (Some(username), Some(password)) = (field("username"), field("password")) else {
                 return Err(TokenError::OAuth("invalid_request", "The password grant needs username and password".into()));
             };
+            // Refused before the costly hash when this address or account has failed too often.
+            let admitted = state.login.admit(peer, username).await.map_err(TokenError::Limited)?;
             let user = state.store.user_by_name(username).await?;
             // Verify against a fixed hash when the user is unknown, so that timing does not tell
             // which user names exist.
@@ -146,7 +165,10 @@ async fn grant(state: &AppState, fields: &std::collections::HashMap<String, Stri
                 .await
                 .map_err(|e| ApiError::Internal(e.into()))?;
             match user {
-                Some(u) if ok => u,
+                Some(u) if ok => {
+                    admitted.succeeded();
+                    u
+                }
                 _ => return Err(TokenError::OAuth("invalid_grant", "The user name or password is incorrect".into())),
             }
         }

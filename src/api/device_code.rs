@@ -87,6 +87,7 @@ pub fn resolve(body: &DeviceCodeRequest, org_tenant: &str, org_region: &str, org
         (status = 404, description = "Unknown session, or another user's", body = ExceptionInfo),
         (status = 409, description = "The session has stopped, or its organization was removed and no custom location is given", body = ExceptionInfo),
         (status = 413, description = "Body too large", body = ExceptionInfo),
+        (status = 429, description = "Too many device code requests this minute, or too many sign-ins pending (Retry-After in seconds)", body = ExceptionInfo),
         (status = 502, description = "The identity authority refused (its AADSTS code in the message)", body = ExceptionInfo),
         (status = 504, description = "The identity authority is unreachable or too slow", body = ExceptionInfo),
     ))]
@@ -103,6 +104,7 @@ pub async fn restore_device_code(
             session.id
         )));
     }
+    limit_device_codes(&state, &caller).await?;
     let org = state.store.organization(&session.organization_id).await?;
     let target = match &org {
         Some(o) => resolve(&body, &o.tenant, &o.region, &o.application_id)?,
@@ -176,6 +178,28 @@ pub async fn restore_device_code(
     }))
 }
 
+/// Requests per user per minute, then the cap on sign-ins pending at once: each pending one costs
+/// polls of the authority until it ends. (Two requests at the same instant can both pass the cap
+/// by one: it bounds load, it is not an invariant.)
+async fn limit_device_codes(state: &AppState, caller: &Caller) -> ApiResult<()> {
+    state.device_codes.take(&caller.0.id)?;
+    let max = state.device_codes.max_pending;
+    if max == 0 {
+        return Ok(());
+    }
+    let (pending, first_expiry) = state.store.pending_device_authorizations_of(&caller.0.id).await?;
+    if pending as u64 >= max {
+        let retry = first_expiry.map(|t| ((t - state.clock.now()) / 1000).max(1) as u64).unwrap_or(1);
+        return Err(ApiError::TooManyRequests(
+            format!(
+                "You have {pending} sign-ins pending (at most {max}): stop restore sessions you no longer need, or wait until their codes are used or expire (the first in {retry} s)"
+            ),
+            retry,
+        ));
+    }
+    Ok(())
+}
+
 fn upstream(e: AuthorityError) -> ApiError {
     match e {
         AuthorityError::Refused(t) => ApiError::BadGateway(format!("The identity authority refused the device code request: {}", t.summary())),
@@ -245,6 +269,7 @@ pub async fn check_v8(state: State<Arc<AppState>>, caller: Caller, body: Toleran
         (status = 404, description = "Unknown session, or another user's", body = ExceptionInfo),
         (status = 409, description = "The session has stopped, or its organization was removed and no custom location is given", body = ExceptionInfo),
         (status = 413, description = "Body too large", body = ExceptionInfo),
+        (status = 429, description = "Too many device code requests this minute, or too many sign-ins pending (Retry-After in seconds)", body = ExceptionInfo),
         (status = 502, description = "The identity authority refused (its AADSTS code in the message)", body = ExceptionInfo),
         (status = 504, description = "The identity authority is unreachable or too slow", body = ExceptionInfo),
     ))]

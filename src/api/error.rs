@@ -19,6 +19,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The request (its body) did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("{0}")]
@@ -48,6 +51,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -63,7 +67,7 @@ impl ApiError {
             ApiError::Unauthorized(_) | ApiError::Forbidden(_) => "ResourceAccessDenied",
             ApiError::NotFound(_) => "ResourceNotFound",
             ApiError::Conflict(_) => "OperationConflict",
-            ApiError::GatewayTimeout(_) => "Timeout",
+            ApiError::GatewayTimeout(_) | ApiError::RequestTimeout(_) => "Timeout",
             ApiError::MethodNotAllowed(_)
             | ApiError::TooManyRequests(..)
             | ApiError::BadGateway(_)

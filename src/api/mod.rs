@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod organizations;
 pub mod restore_sessions;
 pub mod schemas;
+pub mod throttle;
 
 use crate::clock::SharedClock;
 use crate::crypto::Sealer;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub hooks: Arc<dyn Hooks>,
     /// An Argon2 hash of nothing anyone knows: verified against when a user name is unknown.
     pub dummy_hash: String,
+    pub login: throttle::LoginGuard,
+    pub device_codes: throttle::DeviceCodeGuard,
 }
 
 /// Routes in lowercase: `normalize_path` lowercases every request path before routing, since
@@ -107,10 +110,30 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// runs. A request refused before its body is read (401 without a token, 404, 405) would otherwise
 /// end its connection while the client is still sending, and the client would see a broken
 /// connection instead of the answer.
-pub async fn read_body_first(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+///
+/// The body must arrive within `deadline`, or the answer is a 408 (a client that stalls mid-body
+/// would otherwise hold its connection and a task until the whole-request deadline).
+pub async fn read_body_first(
+    axum::extract::State(deadline): axum::extract::State<std::time::Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     let (parts, body) = request.into_parts();
-    match axum::body::to_bytes(body, decode::MAX_BODY_BYTES).await {
+    let read = match tokio::time::timeout(deadline, axum::body::to_bytes(body, decode::MAX_BODY_BYTES)).await {
+        Ok(read) => read,
+        Err(_) => {
+            let mut r = ApiError::RequestTimeout(format!(
+                "The request body did not arrive within {} s: send it whole, and promptly",
+                deadline.as_secs()
+            ))
+            .into_response();
+            // The rest of the body may still be on its way: this connection cannot carry another request.
+            r.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            return r;
+        }
+    };
+    match read {
         Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
         Err(e) => {
             let too_large = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())

@@ -20,7 +20,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use url::Url;
 
-/// Wrong codes one client address may enter per window before the page refuses it.
+/// Wrong codes one client address may enter per window before the page refuses it (the default
+/// of `sandbox_wrong_codes_per_address`).
 pub const MAX_WRONG_CODES_PER_ADDRESS: u32 = 10;
 pub const WRONG_CODE_WINDOW_MS: Millis = 15 * 60 * 1000;
 /// Wrong passwords per device code before the code is spent.
@@ -33,6 +34,8 @@ pub struct SandboxOptions {
     pub code_lifetime_seconds: u64,
     /// Password of users created for new tenants.
     pub default_password: String,
+    /// Wrong codes one client address may enter per `WRONG_CODE_WINDOW_MS`.
+    pub wrong_codes_per_address: u64,
 }
 
 pub struct Sandbox {
@@ -44,7 +47,9 @@ pub struct Sandbox {
     lifetime_s: u64,
     default_password: String,
     dummy_hash: String,
-    wrong_codes: Mutex<HashMap<IpAddr, (Millis, u32)>>,
+    /// By client address (`limit::address_key`: IPv6 by /64).
+    wrong_codes: Mutex<HashMap<String, (Millis, u64)>>,
+    max_wrong_codes: u64,
 }
 
 impl Sandbox {
@@ -62,6 +67,7 @@ impl Sandbox {
             default_password: options.default_password,
             dummy_hash,
             wrong_codes: Mutex::new(HashMap::new()),
+            max_wrong_codes: options.wrong_codes_per_address.max(1),
         });
         // Codes expired long ago are forgotten every ten minutes; the task ends with the sandbox.
         let weak = Arc::downgrade(&sandbox);
@@ -136,8 +142,8 @@ impl Sandbox {
     fn code_attempts_exhausted(&self, ip: IpAddr) -> Option<u64> {
         let now = self.clock.now();
         let map = self.wrong_codes.lock().expect("limiter lock");
-        match map.get(&ip) {
-            Some((start, count)) if now - start < WRONG_CODE_WINDOW_MS && *count >= MAX_WRONG_CODES_PER_ADDRESS => {
+        match map.get(&crate::limit::address_key(ip)) {
+            Some((start, count)) if now - start < WRONG_CODE_WINDOW_MS && *count >= self.max_wrong_codes => {
                 Some(((start + WRONG_CODE_WINDOW_MS - now) / 1000).max(1) as u64)
             }
             _ => None,
@@ -150,7 +156,7 @@ impl Sandbox {
         if map.len() > 100_000 {
             map.retain(|_, (start, _)| now - *start < WRONG_CODE_WINDOW_MS);
         }
-        let entry = map.entry(ip).or_insert((now, 0));
+        let entry = map.entry(crate::limit::address_key(ip)).or_insert((now, 0));
         if now - entry.0 >= WRONG_CODE_WINDOW_MS {
             *entry = (now, 0);
         }

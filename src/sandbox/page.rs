@@ -185,6 +185,19 @@ async fn lookup(sb: &Sandbox, canonical: &str) -> Lookup {
     Lookup::Found(code)
 }
 
+/// 429 with Retry-After when this address has entered too many wrong codes.
+fn too_many_wrong_codes(sb: &Sandbox, peer: SocketAddr, csrf: &str) -> Option<Response> {
+    let retry = sb.code_attempts_exhausted(peer.ip())?;
+    let mut r = html(
+        StatusCode::TOO_MANY_REQUESTS,
+        None,
+        "Too many attempts",
+        &code_form(csrf, Some(&format!("Too many wrong codes from your address. Try again in {retry} seconds.")), ""),
+    );
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
+    Some(r)
+}
+
 /// `POST /sandbox/device`: the code was entered.
 pub async fn enter_code(
     State(sb): State<Arc<Sandbox>>,
@@ -198,14 +211,7 @@ pub async fn enter_code(
         Err(r) => return r,
     };
     let typed = f.get("code").map(|s| s.chars().take(32).collect::<String>()).unwrap_or_default();
-    if let Some(retry) = sb.code_attempts_exhausted(peer.ip()) {
-        let mut r = html(
-            StatusCode::TOO_MANY_REQUESTS,
-            None,
-            "Too many attempts",
-            &code_form(&csrf, Some(&format!("Too many wrong codes from your address. Try again in {retry} seconds.")), ""),
-        );
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
+    if let Some(r) = too_many_wrong_codes(&sb, peer, &csrf) {
         return r;
     }
     let problem = match normalize_user_code(&typed) {
@@ -224,18 +230,33 @@ pub async fn enter_code(
 }
 
 /// `POST /sandbox/device/confirm`: sign in, then approve or deny.
-pub async fn confirm(State(sb): State<Arc<Sandbox>>, headers: HeaderMap, body: Bytes) -> Response {
+///
+/// The code arrives again here (a hidden field), so this step counts wrong codes against the
+/// address as the first does: otherwise posting guesses straight to it would try codes unlimited.
+pub async fn confirm(
+    State(sb): State<Arc<Sandbox>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let f = form(&body);
     let csrf = match check_csrf(&headers, &f) {
         Ok(c) => c,
         Err(r) => return r,
     };
+    if let Some(r) = too_many_wrong_codes(&sb, peer, &csrf) {
+        return r;
+    }
     let Some(canonical) = f.get("code").and_then(|c| normalize_user_code(c)) else {
+        sb.record_wrong_code(peer.ip());
         return html(StatusCode::BAD_REQUEST, None, "Enter code", &code_form(&csrf, Some("The code is missing. Enter it again."), ""));
     };
     let code = match lookup(&sb, &canonical).await {
         Lookup::Found(code) => code,
-        Lookup::Problem(p) => return html(StatusCode::BAD_REQUEST, None, "Enter code", &code_form(&csrf, Some(p), "")),
+        Lookup::Problem(p) => {
+            sb.record_wrong_code(peer.ip());
+            return html(StatusCode::BAD_REQUEST, None, "Enter code", &code_form(&csrf, Some(p), ""));
+        }
     };
     let tenant = sb.tenant(&code.tenant_id).await.map(|t| t.name).unwrap_or_default();
     let app = sb.application(&code.tenant_id, &code.client_id).await.map(|a| a.name).unwrap_or_default();

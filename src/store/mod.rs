@@ -145,6 +145,23 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Every account, by name.
+    pub async fn users(&self) -> StoreResult<Vec<User>> {
+        let rows: Vec<UserRow> = sqlx::query_as("SELECT id, name, password_hash, is_admin FROM users ORDER BY name")
+            .fetch_all(&self.readers)
+            .await?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    /// Removes an account and its tokens (sessions keep naming who started them).
+    pub async fn delete_user(&self, id: &str) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM api_tokens WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+        let r = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     pub async fn insert_token(&self, hash: &str, kind: TokenKind, user_id: &str, expires_at: Millis) -> StoreResult<()> {
         sqlx::query("INSERT INTO api_tokens (token_hash, kind, user_id, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(hash)
@@ -451,6 +468,17 @@ impl Store {
             .fetch_one(&self.readers)
             .await?;
         Ok(n)
+    }
+
+    /// How many sign-ins `user_id` has pending, and when the first of them expires.
+    pub async fn pending_device_authorizations_of(&self, user_id: &str) -> StoreResult<(i64, Option<Millis>)> {
+        let (n, first): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(expires_at) FROM device_authorizations WHERE user_id = $1 AND state = 'pending'",
+        )
+        .bind(user_id)
+        .fetch_one(&self.readers)
+        .await?;
+        Ok((n, first))
     }
 
     /// Records a changed schedule (after `slow_down` or a transient failure). Plain pending polls

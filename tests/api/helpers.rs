@@ -18,6 +18,8 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub data_dir: PathBuf,
+    /// The store the server uses (SQLite in the data directory, or its PostgreSQL database).
+    pub database_url: String,
     handle: axum_server::Handle<SocketAddr>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _tmp: Option<tempfile::TempDir>,
@@ -51,18 +53,22 @@ pub async fn spawn_with_clock(mut settings: Settings, clock: restoregate::clock:
     if settings.database_url.is_none() {
         settings.database_url = postgres_database_for(&data_dir).await;
     }
+    let database_url = restoregate::app::database_url(&settings);
     let app = Application::build_with_clock(settings, clock).await.expect("the server starts");
     let addr = app.local_addr();
     let handle = app.handle();
     let task = tokio::spawn(app.run_until_stopped());
+    let client = client_builder(&data_dir).build().unwrap();
+    TestApp { addr, base: format!("https://127.0.0.1:{}", addr.port()), client, data_dir, database_url, handle, task: Some(task), _tmp: None }
+}
+
+/// A client that trusts only the server's generated certificate in `data_dir`.
+pub fn client_builder(data_dir: &Path) -> reqwest::ClientBuilder {
     let cert = restoregate::tls::read_certs(&data_dir.join("tls-cert.pem")).unwrap();
-    let client = reqwest::Client::builder()
+    reqwest::Client::builder()
         .tls_backend_preconfigured(restoregate::tls::client_config(&cert).unwrap())
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    TestApp { addr, base: format!("https://127.0.0.1:{}", addr.port()), client, data_dir, handle, task: Some(task), _tmp: None }
 }
 
 /// With `RESTOREGATE_TEST_POSTGRES` set (an administrator's URL, e.g.
@@ -95,6 +101,32 @@ impl TestApp {
             tokio::time::timeout(Duration::from_secs(20), task).await.expect("the server stops").unwrap().unwrap();
         }
         self._tmp.take()
+    }
+
+    /// A client whose connections come from `ip` (any 127.0.0.0/8 address works on Linux
+    /// loopback): another client address as the server sees it.
+    pub fn client_from(&self, ip: &str) -> reqwest::Client {
+        client_builder(&self.data_dir).local_address(ip.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
+    }
+
+    /// Adds an account through the library, as `restoregate user add` does.
+    pub async fn add_user(&self, name: &str, password: &str, admin: bool) {
+        let store = restoregate::store::Store::open(&self.database_url).await.unwrap();
+        restoregate::users::add(&store, name, password, admin).await.unwrap();
+        store.close().await;
+    }
+
+    /// An access token for `name`.
+    pub async fn login(&self, name: &str, password: &str) -> String {
+        let r = self
+            .client
+            .post(self.url("/v5/Token"))
+            .form(&[("grant_type", "password"), ("username", name), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "login of {name}");
+        r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
     }
 
     pub async fn token(&self) -> String {

@@ -3,11 +3,14 @@
 mod device_code;
 mod follower;
 mod openapi;
+mod ownership;
 mod properties;
 mod helpers;
+mod limits;
 mod quirks;
 mod restart;
 mod sandbox;
+mod secrets;
 mod sessions;
 mod tokens;
 mod tolerance;

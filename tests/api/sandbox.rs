@@ -281,3 +281,72 @@ async fn polling_faster_than_the_interval_gets_slow_down_but_jitter_does_not() {
     assert_eq!(redeem(&app, TENANT, APP_ID, device).await.1["error"], "authorization_pending");
     drop(tmp);
 }
+
+/// A brute-force run at the verification page from one address: it gets exactly the configured
+/// number of wrong codes, spread over both steps of the page (the confirm step takes the code
+/// too), and after that even the right code with the right password is refused with 429 and
+/// Retry-After, so the attacker learns nothing more. Another address is not affected.
+#[tokio::test]
+async fn an_attacker_cannot_try_more_codes_than_configured_at_either_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = settings(tmp.path());
+    s.sandbox_wrong_codes_per_address = 4;
+    let app = spawn_with(s).await;
+    let token = app.token().await;
+    app.add_org(&token, TENANT, APP_ID).await;
+    let (_, body) = device_code(&app, TENANT, APP_ID).await;
+    let real = body["user_code"].as_str().unwrap().to_string();
+    let wrong = |i: usize| if real.starts_with('B') { format!("CCCC-CCC{}", ["D", "F", "G", "H"][i % 4]) } else { format!("BBBB-BBB{}", ["D", "F", "G", "H"][i % 4]) };
+
+    // The attacker, from 127.0.0.2, with a CSRF cookie of its own.
+    let attacker = app.client_from("127.0.0.2");
+    let r = attacker.get(app.url("/sandbox/device")).send().await.unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let csrf = extract(&r.text().await.unwrap(), r#"name="csrf" value=""#).unwrap();
+    let post = |path: &'static str, fields: Vec<(&'static str, String)>| {
+        let (attacker, cookie, csrf, url) = (attacker.clone(), cookie.clone(), csrf.clone(), app.url(path));
+        async move {
+            let mut all = vec![("csrf", csrf)];
+            all.extend(fields);
+            let r = attacker.post(url).header("cookie", cookie).form(&all).send().await.unwrap();
+            let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+            (r.status().as_u16(), retry, r.text().await.unwrap())
+        }
+    };
+    let confirm_fields = |code: &str, password: &str| {
+        vec![("code", code.to_string()), ("username", format!("admin@{TENANT}")), ("password", password.to_string()), ("decision", "approve".to_string())]
+    };
+    let limit = 4;
+    let mut tried = 0;
+    for i in 0..limit {
+        let (status, _, html) = if i % 2 == 0 {
+            post("/sandbox/device", vec![("code", wrong(i))]).await
+        } else {
+            post("/sandbox/device/confirm", confirm_fields(&wrong(i), SANDBOX_PASSWORD)).await
+        };
+        assert_eq!(status, 400, "attempt {i}: {html}");
+        assert!(html.contains("not recognised"), "{html}");
+        tried += 1;
+    }
+    assert_eq!(tried, limit);
+    // Attempt limit + 1 and beyond: refused at both steps, even with the right code and password.
+    for (path, fields) in [
+        ("/sandbox/device", vec![("code", real.clone())]),
+        ("/sandbox/device/confirm", confirm_fields(&real, SANDBOX_PASSWORD)),
+        ("/sandbox/device", vec![("code", wrong(0))]),
+    ] {
+        let (status, retry, html) = post(path, fields).await;
+        assert_eq!(status, 429, "{path}: {html}");
+        assert!(retry.is_some_and(|r| r >= 1 && r <= 15 * 60), "Retry-After: {retry:?}");
+        assert!(html.contains("Too many wrong codes"), "{html}");
+        assert!(!html.contains("Sign in to"), "nothing tells whether the code is real: {html}");
+    }
+    let (status, body) = redeem(&app, TENANT, APP_ID, body["device_code"].as_str().unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("authorization_pending")), "the attacker approved nothing");
+
+    // The person the code is for, at another address, signs in as usual.
+    let browser = Browser::open(&app, &app.url("/sandbox/device")).await;
+    let (status, html) = browser.sign_in(&real, SANDBOX_PASSWORD, "approve").await;
+    assert_eq!(status, 200, "{html}");
+    drop(tmp);
+}
