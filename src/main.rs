@@ -41,6 +41,12 @@ enum Command {
     /// Manage the server's own accounts (administrators and users)
     #[command(subcommand)]
     User(restoregate::users::UserCommand),
+    /// Log in to a server and save the tokens for the commands below
+    Login(restoregate::cli::LoginArgs),
+    /// List restore sessions (working ones; --all for stopped ones too)
+    Sessions(restoregate::cli::SessionsArgs),
+    /// Get a device code for a restore session and wait until the sign-in ends
+    DeviceCode(restoregate::cli::DeviceCodeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,14 +82,21 @@ fn main() -> std::process::ExitCode {
                 let settings = Settings::load(&cli.serve)?;
                 restoregate::sandbox::cli::run(&settings.data_dir, command).await
             }
+            Some(Command::Login(args)) => restoregate::cli::login(args, &Settings::load(&cli.serve)?.data_dir).await,
+            Some(Command::Sessions(args)) => restoregate::cli::sessions(args).await,
+            Some(Command::DeviceCode(args)) => restoregate::cli::device_code(args).await,
         }
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => match restoregate::cli::exit_status(&e) {
+            // An ending of the client (declined, expired, …): its message is printed already.
+            Some(status) => status,
+            None => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
 }
 
