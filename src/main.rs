@@ -20,7 +20,7 @@ RESTOREGATE_REGIONS__<REGION>__AUTHORITY / __GRAPH (e.g. RESTOREGATE_REGIONS__WO
 RESTOREGATE_SESSION_IDLE_TIMEOUT_SECONDS (3600), RESTOREGATE_AUTHORITY_POLLS_PER_SECOND (200), \
 RESTOREGATE_OUTBOUND_TIMEOUT_MS (10000), RESTOREGATE_FOLLOWER_LEASE_SECONDS (30), \
 RESTOREGATE_SANDBOX_POLL_INTERVAL_SECONDS (5), RESTOREGATE_SANDBOX_CODE_LIFETIME_SECONDS (900), \
-RESTOREGATE_LOG (log filter, e.g. info or restoregate=debug)."
+RESTOREGATE_LOG (log filter, e.g. info or restoregate=debug), RESTOREGATE_LOG_FORMAT (text or json)."
 )]
 struct Cli {
     #[command(flatten)]
@@ -51,15 +51,29 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    // Read before the settings, so that what loading them says is logged in the chosen format.
+    let json_logs = match std::env::var("RESTOREGATE_LOG_FORMAT").as_deref() {
+        Err(std::env::VarError::NotPresent) | Ok("text") => false,
+        Ok("json") => true,
+        _ => {
+            eprintln!("error: RESTOREGATE_LOG_FORMAT must be text or json");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RESTOREGATE_LOG")
                 // rustls warns for every client that sends an IP address as SNI (wrk, curl to an
                 // IP): noise for an operator, so only its errors by default.
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error")),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json_logs {
+        // One object a line; the request's span (request_id, method, path) as "span".
+        logs.json().with_current_span(true).with_span_list(false).init();
+    } else {
+        logs.init();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -148,3 +148,74 @@ async fn logs_carry_request_ids_metrics_are_exported_and_shutdown_is_graceful() 
     assert_eq!(state, "pending");
     assert_eq!(owner, None);
 }
+
+/// With RESTOREGATE_LOG_FORMAT=json every log line is one JSON object, and a request's lines carry
+/// its id; a format it does not know stops the server at once with a message that names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_a_line_with_the_request_id() {
+    restoregate::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_restoregate"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("RESTOREGATE_LOG_FORMAT", "yaml")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("RESTOREGATE_LOG_FORMAT must be text or json"));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_restoregate"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("RESTOREGATE_ADMIN_PASSWORD", "json-admin")
+        .env("RESTOREGATE_LOG", "info")
+        .env("RESTOREGATE_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let base = format!("https://{}", line.split_whitespace().nth(3).unwrap());
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (l, err) = (log.clone(), child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            l.lock().unwrap().push(line);
+        }
+    });
+    let client = client_for(dir.path());
+    wait_healthy(&client, &base).await;
+    let r = client
+        .post(format!("{base}/v5/Token"))
+        .header("x-request-id", "json-42")
+        .form(&[("grant_type", "password"), ("username", "admin"), ("password", "json-admin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let with_id = |lines: &[String]| {
+        lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).any(|v| v["span"]["request_id"] == "json-42")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !with_id(&log.lock().unwrap()) {
+        assert!(Instant::now() < deadline, "no JSON log line with the request id: {:?}", log.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the server did not stop after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lines = log.lock().unwrap().clone();
+    assert!(lines.len() >= 3, "start, request and stop are logged: {lines:?}");
+    for l in &lines {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON object ({e}): {l}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{l}");
+    }
+    assert!(!lines.iter().any(|l| l.contains("json-admin")), "a secret in the log");
+}
