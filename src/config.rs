@@ -281,7 +281,7 @@ impl Settings {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             anyhow::bail!("tls_cert and tls_key must be given together");
         }
-        if !(self.authority_polls_per_second > 0.0) {
+        if self.authority_polls_per_second.is_nan() || self.authority_polls_per_second <= 0.0 {
             anyhow::bail!("authority_polls_per_second must be above 0");
         }
         if self.follower_lease_seconds == 0 {

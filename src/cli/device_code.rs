@@ -255,10 +255,10 @@ async fn poll_once(
 ) -> anyhow::Result<Option<Ending>> {
     let check: Check = api.post("/v5/DeviceCode/check", &json!({"userCode": user_code})).await?;
     let events = session_events(api, session, baseline).await?;
-    let endings = events.iter().filter_map(Ending::of_event);
+    let mut endings = events.iter().filter_map(Ending::of_event);
     if check.authenticated {
         // The last success is this code's (check says this code succeeded; a success ends it).
-        let message = endings.filter(|e| matches!(e, Ending::SignedIn(_))).last();
+        let message = endings.rev().find(|e| matches!(e, Ending::SignedIn(_)));
         return Ok(Some(message.unwrap_or_else(|| Ending::SignedIn("Signed in".into()))));
     }
     let could_be_ours = |e: &Ending| match e {
@@ -267,7 +267,7 @@ async fn poll_once(
         Ending::Expired(_) => elapsed + EXPIRY_SLACK >= expires_in,
         Ending::Declined(_) | Ending::Failed(_) => true,
     };
-    if let Some(ending) = endings.filter(could_be_ours).next() {
+    if let Some(ending) = endings.find(could_be_ours) {
         return Ok(Some(ending));
     }
     let state: SessionState = api.get(&format!("/v5/RestoreSessions/{session}")).await?;
