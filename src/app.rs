@@ -32,6 +32,7 @@ use url::Url;
 pub struct StartNotes {
     pub admin_password_file: Option<PathBuf>,
     pub sandbox_password_file: Option<PathBuf>,
+    pub metrics_token_file: Option<PathBuf>,
     pub generated_certificate: Option<PathBuf>,
 }
 
@@ -162,7 +163,7 @@ impl Application {
 
         let mut router = axum::Router::new();
         let hooks: Arc<dyn Hooks> = if settings.sandbox {
-            let (password, file) = sandbox_password(&settings)?;
+            let (password, file) = given_or_generated(&settings, &settings.sandbox_password, "sandbox-password")?;
             notes.sandbox_password_file = file;
             let sandbox = Sandbox::open(
                 &data_dir,
@@ -183,6 +184,8 @@ impl Application {
         };
 
         let dummy_hash = tokio::task::spawn_blocking(|| hash_password(&generate_password())).await??;
+        let (metrics_token, file) = given_or_generated(&settings, &settings.metrics_token, "metrics-token")?;
+        notes.metrics_token_file = file;
         let state = Arc::new(AppState {
             store: store.clone(),
             sealer,
@@ -192,6 +195,7 @@ impl Application {
             authorities: Authorities { by_region },
             hooks,
             dummy_hash,
+            metrics_token_hash: crate::crypto::sha256_hex(&metrics_token),
             login: api::throttle::LoginGuard::new(
                 &api::throttle::LoginLimits {
                     failures_per_address: settings.login_failures_per_address,
@@ -222,7 +226,6 @@ impl Application {
         let router = router
             .merge(api::router(state))
             .merge(api::openapi::router())
-            .route("/metrics", axum::routing::get(crate::metrics::render))
             .fallback(api::not_found)
             .layer(DefaultBodyLimit::max(api::decode::MAX_BODY_BYTES))
             .layer(axum::middleware::from_fn_with_state(Duration::from_secs(settings.body_read_timeout_seconds), api::read_body_first))
@@ -310,13 +313,14 @@ async fn bootstrap_admin(store: &Store, settings: &Settings, clock: &dyn crate::
     Ok(file)
 }
 
-/// The sandbox users' password: `RESTOREGATE_SANDBOX_PASSWORD`, or one generated once into
-/// `sandbox-password` (0600) in the data directory.
-fn sandbox_password(settings: &Settings) -> anyhow::Result<(String, Option<PathBuf>)> {
-    if let Some(p) = &settings.sandbox_password {
+/// A secret the operator gives in the environment (`given`), or else one generated once into
+/// `file` (0600) in the data directory and read from there at later starts; with the file's path
+/// when it comes from one. Used for the sandbox users' password and the metrics token.
+fn given_or_generated(settings: &Settings, given: &Option<String>, file: &str) -> anyhow::Result<(String, Option<PathBuf>)> {
+    if let Some(p) = given {
         return Ok((p.clone(), None));
     }
-    let path = settings.data_dir.join("sandbox-password");
+    let path = settings.data_dir.join(file);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         if !existing.trim().is_empty() {
             return Ok((existing.trim().to_string(), Some(path)));

@@ -98,6 +98,8 @@ pub struct Settings {
     pub regions: BTreeMap<Region, RegionOverride>,
     pub admin_password: Option<String>,
     pub sandbox_password: Option<String>,
+    /// The bearer token Prometheus sends to `/metrics` (environment only, like the passwords).
+    pub metrics_token: Option<String>,
     /// A restore session nobody touches for this long is stopped by the server.
     pub session_idle_timeout_seconds: u64,
     /// The `interval` the sandbox provider asks clients to keep between polls.
@@ -146,6 +148,7 @@ impl Settings {
             regions: BTreeMap::new(),
             admin_password: None,
             sandbox_password: None,
+            metrics_token: None,
             session_idle_timeout_seconds: 3600,
             sandbox_poll_interval_seconds: 5,
             sandbox_code_lifetime_seconds: 900,
@@ -199,6 +202,7 @@ impl Settings {
         }
         s.admin_password = std::env::var("RESTOREGATE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
         s.sandbox_password = std::env::var("RESTOREGATE_SANDBOX_PASSWORD").ok().filter(|p| !p.is_empty());
+        s.metrics_token = std::env::var("RESTOREGATE_METRICS_TOKEN").ok().filter(|p| !p.is_empty());
         // Flags and their variables (clap has already let a flag win over its variable).
         if let Some(v) = args.listen {
             s.listen = v;

@@ -16,6 +16,7 @@ platform of each region, or from its embedded sandbox identity provider.\n\nEver
 its RESTOREGATE_* environment variable or in the TOML file given with --config; flags win over variables, \
 variables over the file (deploy/restoregate.example.toml documents every setting).\n\nEnvironment or file only: \
 RESTOREGATE_ADMIN_PASSWORD (the first-start admin account), RESTOREGATE_SANDBOX_PASSWORD (sandbox users), \
+RESTOREGATE_METRICS_TOKEN (the bearer token for /metrics), \
 RESTOREGATE_REGIONS__<REGION>__AUTHORITY / __GRAPH (e.g. RESTOREGATE_REGIONS__WORLDWIDE__AUTHORITY=https://login.microsoftonline.com), \
 RESTOREGATE_SESSION_IDLE_TIMEOUT_SECONDS (3600), RESTOREGATE_AUTHORITY_POLLS_PER_SECOND (200), \
 RESTOREGATE_OUTBOUND_TIMEOUT_MS (10000), RESTOREGATE_FOLLOWER_LEASE_SECONDS (30), \
@@ -124,6 +125,9 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &app.notes.admin_password_file {
         println!("first start: the password of user 'admin' is in {}", path.display());
+    }
+    if let Some(path) = &app.notes.metrics_token_file {
+        println!("the bearer token for /metrics (Prometheus) is in {}", path.display());
     }
     if app.sandbox_enabled {
         println!("*** SANDBOX IDENTITY PROVIDER ON: regions without a configured authority sign in at {url}sandbox/device, not at Microsoft ***");

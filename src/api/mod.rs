@@ -66,6 +66,8 @@ pub struct AppState {
     pub hooks: Arc<dyn Hooks>,
     /// An Argon2 hash of nothing anyone knows: verified against when a user name is unknown.
     pub dummy_hash: String,
+    /// SHA-256 of the token that opens `/metrics` besides an administrator's access token.
+    pub metrics_token_hash: String,
     pub login: throttle::LoginGuard,
     pub device_codes: throttle::DeviceCodeGuard,
 }
@@ -100,6 +102,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v8/devicecode/check", post(device_code::check_v8))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             ApiError::MethodNotAllowed(format!("{} {} is not supported", method, uri.path()))
         })
@@ -145,6 +148,34 @@ pub async fn read_body_first(
             }
         }
     }
+}
+
+/// `/metrics`: for Prometheus with the metrics token (`bearer_token_file` pointing at
+/// `<data dir>/metrics-token`), or for an administrator with an access token. The counts name no
+/// user, but they tell how the server is used, so they are not public.
+pub async fn metrics(axum::extract::State(state): axum::extract::State<Arc<AppState>>, headers: axum::http::HeaderMap) -> Result<axum::response::Response, ApiError> {
+    let denied = || {
+        ApiError::Unauthorized(
+            "Authorization has been denied for this request: send 'Authorization: Bearer <token>' with the metrics token \
+             (<data dir>/metrics-token, or RESTOREGATE_METRICS_TOKEN) or an administrator's access token"
+                .into(),
+        )
+    };
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 512)
+        .ok_or_else(denied)?;
+    let hash = crate::crypto::sha256_hex(token);
+    if !crate::crypto::constant_time_eq(hash.as_bytes(), state.metrics_token_hash.as_bytes()) {
+        let user = state.store.token_user(&hash, crate::store::TokenKind::Access, state.clock.now()).await?.ok_or_else(denied)?;
+        if !user.is_admin {
+            return Err(ApiError::Forbidden(format!("/metrics is for administrators and Prometheus; {} is not an administrator", user.name)));
+        }
+    }
+    Ok(crate::metrics::render().await)
 }
 
 /// For load balancers: answers while the server serves.

@@ -159,6 +159,15 @@ fn form(body: &Bytes) -> HashMap<String, String> {
     url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
+/// A code that had too many wrong passwords stays pending until it expires (as at Microsoft,
+/// where wrong passwords lock the account, not the code), so its client is not told of a decline
+/// nobody made; only the page refuses it.
+const LOCKED: &str = "This code is locked after too many wrong passwords. Ask for a new code.";
+
+/// A code locked or used while its sign-in form was open: said whatever the password was, so that
+/// the answer never tells a right password from a wrong one.
+const NO_LONGER_USABLE: &str = "That code can no longer be used to sign in. Ask for a new code.";
+
 enum Lookup {
     Found(DeviceCode),
     Problem(&'static str),
@@ -181,6 +190,9 @@ async fn lookup(sb: &Sandbox, canonical: &str) -> Lookup {
     }
     if code.status != "pending" {
         return Lookup::Problem("That code has already been used. Ask for a new code if you need to sign in again.");
+    }
+    if code.wrong_passwords >= super::MAX_WRONG_PASSWORDS_PER_CODE {
+        return Lookup::Problem(LOCKED);
     }
     Lookup::Found(code)
 }
@@ -267,40 +279,50 @@ pub async fn confirm(
     }
     let username = f.get("username").map(|u| u.trim().chars().take(320).collect::<String>()).unwrap_or_default();
     let password = f.get("password").cloned().unwrap_or_default();
-    let (tenant_id, name) = (code.tenant_id.clone(), username.clone());
-    let stored: Option<(String, String)> = sb
+    // One job: take one of the code's password attempts, then read the user's hash. Taking it
+    // before the (slow) check is what bounds the checks per code when guesses arrive in parallel;
+    // a correct password gives it back.
+    let (id, tenant_id, name) = (code.id, code.tenant_id.clone(), username.clone());
+    let attempt = sb
         .db
         .call(move |c| {
-            c.query_row("SELECT username, password_hash FROM users WHERE tenant_id = ?1 AND username = ?2", [&tenant_id, &name], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()
+            let taken: Option<i64> = c
+                .query_row(
+                    "UPDATE device_codes SET wrong_passwords = wrong_passwords + 1
+                     WHERE id = ?1 AND status = 'pending' AND wrong_passwords < ?2 RETURNING wrong_passwords",
+                    params![id, super::MAX_WRONG_PASSWORDS_PER_CODE],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(taken) = taken else { return Ok(None) };
+            let stored: Option<(String, String)> = c
+                .query_row("SELECT username, password_hash FROM users WHERE tenant_id = ?1 AND username = ?2", [&tenant_id, &name], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            Ok(Some((taken, stored)))
         })
-        .await
-        .unwrap_or(None);
+        .await;
+    let (attempts_used, stored) = match attempt {
+        Ok(Some(a)) => a,
+        // Locked, or used, since the lookup: the same answer whatever the password.
+        Ok(None) => {
+            sb.record_wrong_code(peer.ip());
+            return html(StatusCode::BAD_REQUEST, None, "Enter code", &code_form(&csrf, Some(NO_LONGER_USABLE), ""));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "sandbox page: cannot read the code");
+            return html(StatusCode::SERVICE_UNAVAILABLE, None, "Try again", &code_form(&csrf, Some("The sign-in service is busy. Try again."), ""));
+        }
+    };
     let hash = stored.as_ref().map(|s| s.1.clone()).unwrap_or_else(|| sb.dummy_hash.clone());
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
     let Some((username, _)) = stored.filter(|_| ok) else {
-        // Wrong passwords count against the code: after a few, it is spent.
-        let id = code.id;
-        let _ = sb
-            .db
-            .call(move |c| {
-                c.execute(
-                    "UPDATE device_codes SET wrong_passwords = wrong_passwords + 1,
-                       status = CASE WHEN wrong_passwords + 1 >= ?2 THEN 'denied' ELSE status END
-                     WHERE id = ?1",
-                    params![id, super::MAX_WRONG_PASSWORDS_PER_CODE],
-                )
-            })
-            .await;
-        if code.wrong_passwords + 1 >= super::MAX_WRONG_PASSWORDS_PER_CODE {
-            return html(
-                StatusCode::BAD_REQUEST,
-                None,
-                "Too many attempts",
-                "<h1>Too many attempts</h1><p>This code is locked after too many wrong passwords. Ask for a new code.</p>",
-            );
+        // A wrong password also counts against the address: codes cost nothing to ask for, so
+        // the per-code limit alone would let one address guess without end.
+        sb.record_wrong_code(peer.ip());
+        if attempts_used >= super::MAX_WRONG_PASSWORDS_PER_CODE {
+            return html(StatusCode::BAD_REQUEST, None, "Too many attempts", &format!("<h1>Too many attempts</h1><p>{LOCKED}</p>"));
         }
         return html(
             StatusCode::BAD_REQUEST,
@@ -312,7 +334,12 @@ pub async fn confirm(
     let (id, name) = (code.id, username.clone());
     let approved = sb
         .db
-        .call(move |c| c.execute("UPDATE device_codes SET status = 'approved', username = ?2 WHERE id = ?1 AND status = 'pending'", params![id, name]))
+        .call(move |c| {
+            c.execute(
+                "UPDATE device_codes SET status = 'approved', username = ?2, wrong_passwords = wrong_passwords - 1 WHERE id = ?1 AND status = 'pending'",
+                params![id, name],
+            )
+        })
         .await;
     match approved {
         Ok(1) => html(
@@ -325,6 +352,6 @@ pub async fn confirm(
                 escape(&app)
             ),
         ),
-        _ => html(StatusCode::CONFLICT, None, "Enter code", &code_form(&csrf, Some("That code has already been used."), "")),
+        _ => html(StatusCode::BAD_REQUEST, None, "Enter code", &code_form(&csrf, Some(NO_LONGER_USABLE), "")),
     }
 }

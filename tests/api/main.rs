@@ -7,6 +7,7 @@ mod ownership;
 mod properties;
 mod helpers;
 mod limits;
+mod metrics;
 mod quirks;
 mod restart;
 mod sandbox;

@@ -234,9 +234,52 @@ async fn wrong_passwords_spend_the_code() {
             assert!(html.contains("locked"), "{html}");
         }
     }
-    let (status, body) = redeem(&app, TENANT, APP_ID, body["device_code"].as_str().unwrap()).await;
+    // Locked, not declined: nobody declined, so the client keeps waiting until the code expires.
+    let (status, redeemed) = redeem(&app, TENANT, APP_ID, body["device_code"].as_str().unwrap()).await;
     assert_eq!(status, 400);
-    assert_eq!(body["error"], "authorization_declined");
+    assert_eq!(redeemed["error"], "authorization_pending");
+    // The right password no longer opens it, and is answered as a wrong one would be.
+    let fields = |password: &'static str| [("code", code.clone()), ("username", "admin@abc.onmicrosoft.com".into()), ("password", password.into()), ("decision", "approve".into())];
+    let right = browser.post("/sandbox/device/confirm", &fields(SANDBOX_PASSWORD).each_ref().map(|(k, v)| (*k, v.as_str()))).await;
+    let wrong = browser.post("/sandbox/device/confirm", &fields("guess").each_ref().map(|(k, v)| (*k, v.as_str()))).await;
+    assert_eq!(right.0, 400);
+    assert!(right.1.contains("locked"), "{}", right.1);
+    assert_eq!(right, wrong);
+}
+
+/// Guesses sent in parallel get no more password checks than sequential ones: each takes one of
+/// the code's attempts before its check. The right password, among them, is either the one that
+/// signs in or answered as the wrong ones are; never with an answer of its own.
+#[tokio::test]
+async fn parallel_guesses_get_no_more_password_checks() {
+    let (app, _) = app_with_org().await;
+    let (_, body) = device_code(&app, TENANT, APP_ID).await;
+    let code = body["user_code"].as_str().unwrap().replace('-', "");
+    let browser = Browser::open(&app, &app.url("/sandbox/device")).await;
+    let guesses: Vec<&str> = std::iter::repeat_n("guess", 7).chain([SANDBOX_PASSWORD]).chain(std::iter::repeat_n("guess", 7)).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, password) in guesses.iter().enumerate() {
+        let (client, url, cookie) = (app.client.clone(), app.url("/sandbox/device/confirm"), browser.cookie.clone());
+        let fields = [("csrf", browser.csrf.clone()), ("code", code.clone()), ("username", "admin@abc.onmicrosoft.com".into()), ("password", password.to_string()), ("decision", "approve".into())];
+        tasks.spawn(async move {
+            let r = client.post(url).header("cookie", cookie).form(&fields).send().await.unwrap();
+            (i, r.status().as_u16(), r.text().await.unwrap())
+        });
+    }
+    let mut answers = vec![(0, String::new()); guesses.len()];
+    while let Some(done) = tasks.join_next().await {
+        let (i, status, html) = done.unwrap();
+        answers[i] = (status, html);
+    }
+    let checked_wrong = answers.iter().filter(|(_, html)| html.contains("incorrect")).count();
+    let signed_in = answers.iter().filter(|(_, html)| html.contains("signed in as")).count();
+    let max = restoregate::sandbox::MAX_WRONG_PASSWORDS_PER_CODE as usize;
+    assert!(checked_wrong + signed_in <= max, "{checked_wrong} wrong passwords checked and {signed_in} sign-ins for one code (at most {max} checks)");
+    let right = &answers[7];
+    if !right.1.contains("signed in as") {
+        let (status, html) = right;
+        assert!(*status == 429 || (*status == 400 && (html.contains("locked") || html.contains("no longer be used"))), "{status}: {html}");
+    }
 }
 
 #[tokio::test]

@@ -118,7 +118,8 @@ async fn logs_carry_request_ids_metrics_are_exported_and_shutdown_is_graceful() 
         assert!(Instant::now() < deadline, "the authority never saw the request");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics_token = std::fs::read_to_string(dir.path().join("metrics-token")).unwrap();
+    let metrics = client.get(format!("{base}/metrics")).bearer_auth(metrics_token.trim()).send().await.unwrap().text().await.unwrap();
     for name in [
         r#"restoregate_http_requests_total{route="/v5/token",method="POST",status="200"}"#,
         "restoregate_http_request_duration_seconds_bucket",
