@@ -221,8 +221,8 @@ impl Application {
 
         // Layers wrap what is above them, so the last listed runs first: a request gets its id,
         // then a span carrying that id (on every log line of the request), then a panic guard,
-        // a deadline for the whole exchange, metrics by route, and its body read (bounded) before
-        // any handler can refuse it.
+        // JSON for errors not the API's own, a deadline for the whole exchange, metrics by route,
+        // and its body read (bounded) before any handler can refuse it.
         let router = router
             .merge(api::router(state))
             .merge(api::openapi::router())
@@ -231,6 +231,7 @@ impl Application {
             .layer(axum::middleware::from_fn_with_state(Duration::from_secs(settings.body_read_timeout_seconds), api::read_body_first))
             .layer(axum::middleware::from_fn(crate::metrics::track))
             .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(60)))
+            .layer(axum::middleware::from_fn(api::error::json_errors))
             .layer(CatchPanicLayer::custom(|_| {
                 axum::response::IntoResponse::into_response(api::error::ApiError::Internal(anyhow::anyhow!("a handler panicked")))
             }))

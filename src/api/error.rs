@@ -98,3 +98,45 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Errors that are not the API's own — axum's extractors (a path segment that is not UTF-8), the
+/// whole-request deadline (an empty 504) — come as plain text or empty. Clients of the API expect
+/// every error as `{"message", "errorCode"}`, so they are rewritten into it, the text kept as the
+/// message. The sandbox's pages and Microsoft-shaped errors are left as they are.
+pub async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let sandbox = request.uri().path().starts_with("/sandbox");
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if sandbox || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
+    let message = if text.is_empty() {
+        match status {
+            StatusCode::GATEWAY_TIMEOUT => "The request took longer than the server allows (60 s); try again".to_string(),
+            _ => status.canonical_reason().unwrap_or("The request failed").to_string(),
+        }
+    } else {
+        text
+    };
+    let code = match status {
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY => {
+            "ParameterValidationFailure"
+        }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "ResourceAccessDenied",
+        StatusCode::NOT_FOUND => "ResourceNotFound",
+        StatusCode::CONFLICT => "OperationConflict",
+        StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => "Timeout",
+        _ => "HttpError",
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = serde_json::to_vec(&json!({ "message": message, "errorCode": code })).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}

@@ -84,3 +84,17 @@ async fn organizations_are_deleted_with_204_and_validated() {
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["errorCode"], "ResourceNotFound");
 }
+
+/// Errors that axum's extractors would answer in plain text (a path segment that is not UTF-8)
+/// come in the API's error shape too, as every client of it expects.
+#[tokio::test]
+async fn errors_the_api_does_not_write_itself_are_json_too() {
+    let app = spawn_app().await;
+    let token = app.token().await;
+    let r = app.client.get(app.url("/v5/RestoreSessions/%00%ff")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["errorCode"], "ParameterValidationFailure");
+    assert!(body["message"].as_str().unwrap().contains("UTF-8"), "{body}");
+}
