@@ -68,7 +68,9 @@ fn main() -> std::process::ExitCode {
                 // IP): noise for an operator, so only its errors by default.
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error")),
         )
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in files and journals.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none());
     if json_logs {
         // One object a line; the request's span (request_id, method, path) as "span".
         logs.json().with_current_span(true).with_span_list(false).init();
