@@ -123,7 +123,7 @@ pub async fn read_body_first(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let (parts, body) = request.into_parts();
-    let read = match tokio::time::timeout(deadline, axum::body::to_bytes(body, decode::MAX_BODY_BYTES)).await {
+    let read = match tokio::time::timeout(deadline, read_bounded(body)).await {
         Ok(read) => read,
         Err(_) => {
             let mut r = ApiError::RequestTimeout(format!(
@@ -137,17 +137,51 @@ pub async fn read_body_first(
         }
     };
     match read {
-        Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
-        Err(e) => {
-            let too_large = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
-                .any(|e| e.to_string().contains("length limit exceeded"));
-            if too_large {
-                ApiError::PayloadTooLarge(format!("The request body is larger than {} bytes", decode::MAX_BODY_BYTES)).into_response()
-            } else {
-                ApiError::BadRequest(format!("Cannot read the request body: {e}")).into_response()
+        Ok(Body::Whole(bytes)) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Ok(Body::TooLarge { drained }) => {
+            let mut r =
+                ApiError::PayloadTooLarge(format!("The request body is larger than {} bytes", decode::MAX_BODY_BYTES)).into_response();
+            if !drained {
+                r.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
             }
+            r
+        }
+        Err(e) => ApiError::BadRequest(format!("Cannot read the request body: {e}")).into_response(),
+    }
+}
+
+/// How much of a body over the limit is still read (and dropped) before the 413, so that the
+/// client, done sending, reads the answer: an answer that arrives mid-upload ends the HTTP/2
+/// stream, which clients report as a framing error instead of the 413. Beyond it, the answer
+/// goes out at once.
+const DRAIN_BYTES: usize = 16 * 1024 * 1024;
+
+enum Body {
+    Whole(axum::body::Bytes),
+    /// Over `MAX_BODY_BYTES`; `drained` when the client sent it to its end.
+    TooLarge { drained: bool },
+}
+
+async fn read_bounded(mut body: axum::body::Body) -> Result<Body, axum::Error> {
+    use http_body_util::BodyExt;
+    // A declared length beyond what would be drained: no point reading any of it.
+    if axum::body::HttpBody::size_hint(&body).lower() as usize > DRAIN_BYTES {
+        return Ok(Body::TooLarge { drained: false });
+    }
+    let mut whole = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else { continue };
+        total += data.len();
+        if total <= decode::MAX_BODY_BYTES {
+            whole.extend_from_slice(&data);
+        } else if total > DRAIN_BYTES {
+            return Ok(Body::TooLarge { drained: false });
+        } else {
+            whole = Vec::new();
         }
     }
+    Ok(if total > decode::MAX_BODY_BYTES { Body::TooLarge { drained: true } } else { Body::Whole(whole.into()) })
 }
 
 /// `/metrics`: for Prometheus with the metrics token (`bearer_token_file` pointing at

@@ -302,3 +302,26 @@ async fn a_request_refused_before_its_body_is_read_still_gets_its_answer() {
     assert_eq!(status, 413, "{e}");
     assert_eq!(e["errorCode"], "ParameterValidationFailure");
 }
+
+/// Over HTTP/2 (curl, as browsers, negotiates it), a body over the limit is read to its end and
+/// then answered 413: answered mid-upload, the stream ends and the client reports a framing error
+/// instead of the answer.
+#[tokio::test]
+async fn a_body_over_the_limit_gets_its_413_over_http2_too() {
+    let app = spawn_app().await;
+    let file = app.data_dir.join("big.json");
+    std::fs::write(&file, vec![b' '; 2 * restoregate::api::decode::MAX_BODY_BYTES]).unwrap();
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--http2", "--max-time", "30", "--cacert"])
+        .arg(app.data_dir.join("tls-cert.pem"))
+        .args(["-H", "Content-Type: application/json", "-w", "\n%{http_code} %{http_version}", "--data-binary"])
+        .arg(format!("@{}", file.display()))
+        .arg(app.url("/v5/Token"))
+        .output()
+        .await
+        .expect("curl is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "curl: {}{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.ends_with("\n413 2"), "{stdout}");
+    assert!(stdout.contains("\"errorCode\":\"ParameterValidationFailure\""), "{stdout}");
+}
