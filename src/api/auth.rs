@@ -51,8 +51,13 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .ok()
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 512)
+            .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("Authorization has been denied for this request: the Authorization header must be 'Bearer <access_token>'".into()))?;
+        if token.len() > 512 {
+            return Err(ApiError::Unauthorized(
+                "Authorization has been denied for this request: the bearer token is longer than any access token from /v5/Token".into(),
+            ));
+        }
         let user = state
             .store
             .token_user(&sha256_hex(token), TokenKind::Access, state.clock.now())

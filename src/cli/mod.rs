@@ -122,6 +122,9 @@ pub struct DeviceCodeArgs {
 /// `data_dir` is where the server's generated certificate is looked for.
 pub async fn login(args: LoginArgs, data_dir: &Path) -> anyhow::Result<()> {
     let path = credentials::resolve(args.credentials.path.as_deref())?;
+    if args.server.scheme() != "https" {
+        anyhow::bail!("restoregate serves HTTPS only: give --server https://{}", args.server.authority());
+    }
     let server = args.server.as_str().trim_end_matches('/').to_string();
     let ca_file = match args.ca_file {
         Some(p) => Some(p),

@@ -59,3 +59,14 @@ async fn token_errors_are_oauth_style() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// A bearer token far longer than any this server issues is refused as such, not as a malformed
+/// header.
+#[tokio::test]
+async fn an_overlong_bearer_token_is_refused_as_too_long() {
+    let app = spawn_app().await;
+    let r = app.client.get(app.url("/v5/RestoreSessions")).bearer_auth("a".repeat(5000)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("longer than any access token"), "{body}");
+}

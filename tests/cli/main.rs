@@ -259,6 +259,11 @@ async fn commands_before_login_tell_the_operator_to_log_in() {
     // Usage errors are clap's status 2.
     let out = run(cli(&credentials).args(["device-code", "--session", "not-a-guid"])).await;
     assert_eq!(out.status.code(), Some(2));
+    // A plain-HTTP server URL is refused with what to give instead, before any password is read.
+    let out = run(cli(&credentials).args(["login", "--server", "http://localhost:4443", "--password-stdin"])).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("HTTPS only: give --server https://localhost:4443"), "{stderr}");
 }
 
 #[tokio::test]
