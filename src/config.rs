@@ -129,7 +129,8 @@ pub struct Settings {
     pub device_codes_per_user_per_minute: u64,
     /// Sign-ins a user may have pending at once (0: no limit).
     pub pending_sign_ins_per_user: u64,
-    /// Wrong codes one client address may enter at the sandbox page per 15 minutes.
+    /// Wrong codes and wrong passwords one client address may enter at the sandbox page per 15
+    /// minutes.
     pub sandbox_wrong_codes_per_address: u64,
 }
 
