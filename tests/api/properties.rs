@@ -1,6 +1,7 @@
 //! Properties of the input decoders, over generated inputs (proptest): user codes match ignoring
 //! case, spaces and dashes; trailing commas change no JSON value; every documented date format is
-//! read as the instant written; the tolerant decoder never panics. The fuzz targets in fuzz/ test
+//! read as the instant written; the tolerant decoder never panics; query strings are read back as
+//! encoded, names lowercased, first value kept. The fuzz targets in fuzz/ test
 //! the same functions on arbitrary bytes.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, SecondsFormat, TimeZone, Timelike, Utc};
@@ -254,5 +255,36 @@ proptest! {
     fn decode_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..128)) {
         let _ = decode::<Value>(&bytes);
         let _ = decode::<restoregate::api::restore_sessions::OrganizationAction>(&bytes);
+    }
+}
+
+// ---------- forms and query strings ----------
+
+fn form_pairs() -> impl Strategy<Value = Vec<(String, String)>> {
+    // Names and values with the characters forms escape: spaces, &, =, +, %, non-ASCII.
+    let text = "[a-zA-Z0-9 &=+%/?é€_.-]{0,12}";
+    prop::collection::vec((text, text), 0..8)
+}
+
+proptest! {
+    /// A form a client encodes is read back as written: query_map gives each name (any case, read
+    /// lowercase) its first value, as the API reads query strings.
+    #[test]
+    fn query_map_reads_each_name_lowercased_with_its_first_value(pairs in form_pairs()) {
+        let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
+        let read = restoregate::api::decode::query_map(Some(&encoded));
+        let mut first = std::collections::HashMap::new();
+        for (k, v) in &pairs {
+            first.entry(k.to_lowercase()).or_insert_with(|| v.clone());
+        }
+        prop_assert_eq!(read, first);
+    }
+
+    /// Query strings never make the decoder panic, whatever their bytes, and what it reads has
+    /// lowercase names only.
+    #[test]
+    fn query_map_never_panics_and_lowercases(text in "\\PC{0,64}") {
+        let read = restoregate::api::decode::query_map(Some(&text));
+        prop_assert!(read.keys().all(|k| *k == k.to_lowercase()));
     }
 }
