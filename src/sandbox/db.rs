@@ -4,6 +4,8 @@
 
 use crate::clock::Millis;
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -28,7 +30,7 @@ CREATE TABLE IF NOT EXISTS users (
     PRIMARY KEY (tenant_id, username)
 );
 -- Device codes by a sequential id: appending rows touches the last page only. Their lookups by
--- device code hash and by user code go through in-memory indexes (see LOOKUPS): on-disk indexes
+-- device code hash and by user code go through in-memory indexes (see Lookups): on-disk indexes
 -- of random keys cost a random page per index and per insert in the WAL, about 10 KB a code, and
 -- the checkpoints that copy them back stalled the writer.
 CREATE TABLE IF NOT EXISTS device_codes (
@@ -74,13 +76,44 @@ DROP TABLE device_codes_0;
 /// "already used" at the page); older ones are unknown, as at Microsoft, and purged.
 pub const KEEP_AFTER_EXPIRY_MS: Millis = 3600 * 1000;
 
-/// The in-memory indexes of device codes, on the database thread's connection (TEMP tables live
-/// in memory with temp_store=MEMORY): filled at open from the codes still findable, kept in step
-/// by every insert, trimmed by [`Db::purge`].
-const LOOKUPS: &str = "
-CREATE TEMP TABLE code_hashes (hash TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TEMP TABLE user_codes (user_code TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
-";
+/// The in-memory indexes of device codes: the hash of each findable code, and each user code
+/// (to its newest code), to the row's id. Filled at open from the codes still findable, kept in
+/// step by [`insert_code`], trimmed by [`purge_codes`].
+///
+/// They are Rust maps on the database thread, not SQLite tables: TEMP tables of a million codes
+/// made every commit scan their page cache (a quarter of the thread's time). An entry is only a
+/// pointer to a row: lookups check the row's own hash or user code, so an entry left by a rolled
+/// back insert (whose id a later code may take) finds nothing it should not.
+#[derive(Default)]
+struct Lookups {
+    by_hash: HashMap<[u8; 32], i64>,
+    by_user_code: HashMap<[u8; 8], i64>,
+}
+
+thread_local! {
+    /// Only the database thread has any: the functions below run there (they take its
+    /// connection), and `open` installs its maps when the thread starts.
+    static LOOKUPS: RefCell<Lookups> = RefCell::new(Lookups::default());
+}
+
+/// A device code hash (64 hex digits) as map key; None for anything else.
+fn hash_key(hash: &str) -> Option<[u8; 32]> {
+    let bytes = hash.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let digit = |b: u8| (b as char).to_digit(16);
+        key[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+    }
+    Some(key)
+}
+
+/// A canonical user code (8 ASCII letters) as map key.
+fn user_code_key(user_code: &str) -> Option<[u8; 8]> {
+    user_code.as_bytes().try_into().ok()
+}
 
 /// The sandbox database: one connection, owned by one thread, that runs every statement.
 ///
@@ -163,7 +196,7 @@ impl Db {
 pub async fn open(path: &Path, now: Millis) -> anyhow::Result<Db> {
     crate::crypto::create_private_file_if_missing(path)?;
     let path = path.to_path_buf();
-    let conn = tokio::task::spawn_blocking(move || -> anyhow::Result<Connection> {
+    let (conn, lookups) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Connection, Lookups)> {
         let conn = Connection::open(&path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         // WAL with synchronous=NORMAL: a commit appends to the log without waiting for the disk;
@@ -171,7 +204,6 @@ pub async fn open(path: &Path, now: Millis) -> anyhow::Result<Db> {
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let old_codes: bool = conn.query_row(
             "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'device_codes'",
@@ -183,19 +215,29 @@ pub async fn open(path: &Path, now: Millis) -> anyhow::Result<Db> {
         } else {
             conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = 1; COMMIT;"))?;
         }
-        conn.execute_batch(LOOKUPS)?;
-        // Newest last, so that a user code issued twice finds the newer code.
-        let findable = now - KEEP_AFTER_EXPIRY_MS;
-        conn.execute("INSERT INTO temp.code_hashes SELECT device_code_hash, id FROM device_codes WHERE expires_at > ?1", [findable])?;
-        conn.execute(
-            "INSERT OR REPLACE INTO temp.user_codes SELECT user_code, id FROM device_codes WHERE expires_at > ?1 ORDER BY id",
-            [findable],
-        )?;
-        Ok(conn)
+        // Oldest first, so that a user code issued twice maps to the newer code.
+        let mut lookups = Lookups::default();
+        {
+            let mut findable = conn.prepare("SELECT id, device_code_hash, user_code FROM device_codes WHERE expires_at > ?1 ORDER BY id")?;
+            let mut rows = findable.query([now - KEEP_AFTER_EXPIRY_MS])?;
+            while let Some(row) = rows.next()? {
+                let (id, hash, user_code): (i64, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+                if let Some(key) = hash_key(&hash) {
+                    lookups.by_hash.insert(key, id);
+                }
+                if let Some(key) = user_code_key(&user_code) {
+                    lookups.by_user_code.insert(key, id);
+                }
+            }
+        }
+        Ok((conn, lookups))
     })
     .await??;
     let (jobs, queue) = mpsc::channel::<Message>();
-    std::thread::Builder::new().name("sandbox-db".into()).spawn(move || serve(conn, queue))?;
+    std::thread::Builder::new().name("sandbox-db".into()).spawn(move || {
+        LOOKUPS.with(|l| *l.borrow_mut() = lookups);
+        serve(conn, queue)
+    })?;
     Ok(Db { jobs })
 }
 
@@ -302,15 +344,21 @@ pub const DEVICE_CODE_COLUMNS: &str = "d.id, d.user_code, d.tenant_id, d.client_
 
 /// A device code by the hash of its value.
 pub fn code_by_hash(c: &Connection, hash: &str) -> rusqlite::Result<Option<DeviceCode>> {
-    c.prepare_cached(&format!("SELECT {DEVICE_CODE_COLUMNS} FROM temp.code_hashes h JOIN device_codes d ON d.id = h.id WHERE h.hash = ?1"))?
-        .query_row([hash], DeviceCode::from_row)
+    let Some(id) = hash_key(hash).and_then(|key| LOOKUPS.with(|l| l.borrow().by_hash.get(&key).copied())) else {
+        return Ok(None);
+    };
+    c.prepare_cached(&format!("SELECT {DEVICE_CODE_COLUMNS} FROM device_codes d WHERE d.id = ?1 AND d.device_code_hash = ?2"))?
+        .query_row(params![id, hash], DeviceCode::from_row)
         .optional()
 }
 
 /// The newest device code with this user code (canonical form).
 pub fn code_by_user_code(c: &Connection, user_code: &str) -> rusqlite::Result<Option<DeviceCode>> {
-    c.prepare_cached(&format!("SELECT {DEVICE_CODE_COLUMNS} FROM temp.user_codes u JOIN device_codes d ON d.id = u.id WHERE u.user_code = ?1"))?
-        .query_row([user_code], DeviceCode::from_row)
+    let Some(id) = user_code_key(user_code).and_then(|key| LOOKUPS.with(|l| l.borrow().by_user_code.get(&key).copied())) else {
+        return Ok(None);
+    };
+    c.prepare_cached(&format!("SELECT {DEVICE_CODE_COLUMNS} FROM device_codes d WHERE d.id = ?1 AND d.user_code = ?2"))?
+        .query_row(params![id, user_code], DeviceCode::from_row)
         .optional()
 }
 
@@ -328,10 +376,10 @@ pub struct NewCode<'a> {
 /// Stores a new device code under a user code that no findable code has (drawing again on a
 /// collision); the user code, canonical form.
 pub fn insert_code(c: &Connection, code: &NewCode, mut user_code: impl FnMut() -> String) -> rusqlite::Result<String> {
+    let taken = |canonical: &str| user_code_key(canonical).is_some_and(|key| LOOKUPS.with(|l| l.borrow().by_user_code.contains_key(&key)));
     let mut canonical = user_code();
     for _ in 0..8 {
-        let taken = c.prepare_cached("SELECT 1 FROM temp.user_codes WHERE user_code = ?1")?.exists([&canonical])?;
-        if !taken {
+        if !taken(&canonical) {
             break;
         }
         canonical = user_code();
@@ -342,8 +390,15 @@ pub fn insert_code(c: &Connection, code: &NewCode, mut user_code: impl FnMut() -
     )?
     .execute(params![code.hash, canonical, code.tenant_id, code.client_id, code.scope, code.now, code.expires_at, code.interval_ms])?;
     let id = c.last_insert_rowid();
-    c.prepare_cached("INSERT INTO temp.code_hashes (hash, id) VALUES (?1, ?2)")?.execute(params![code.hash, id])?;
-    c.prepare_cached("INSERT OR REPLACE INTO temp.user_codes (user_code, id) VALUES (?1, ?2)")?.execute(params![canonical, id])?;
+    LOOKUPS.with(|l| {
+        let mut l = l.borrow_mut();
+        if let Some(key) = hash_key(code.hash) {
+            l.by_hash.insert(key, id);
+        }
+        if let Some(key) = user_code_key(&canonical) {
+            l.by_user_code.insert(key, id);
+        }
+    });
     Ok(canonical)
 }
 
@@ -351,8 +406,20 @@ pub fn insert_code(c: &Connection, code: &NewCode, mut user_code: impl FnMut() -
 /// in-memory indexes; how many.
 pub fn purge_codes(c: &Connection, now: Millis) -> rusqlite::Result<usize> {
     let before = now - KEEP_AFTER_EXPIRY_MS;
-    c.execute("DELETE FROM temp.code_hashes WHERE id IN (SELECT id FROM device_codes WHERE expires_at <= ?1)", [before])?;
-    c.execute("DELETE FROM temp.user_codes WHERE id IN (SELECT id FROM device_codes WHERE expires_at <= ?1)", [before])?;
+    let mut gone = c.prepare("SELECT id, device_code_hash, user_code FROM device_codes WHERE expires_at <= ?1")?;
+    let gone: Vec<(i64, String, String)> = gone.query_map([before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+    LOOKUPS.with(|l| {
+        let mut l = l.borrow_mut();
+        for (id, hash, user_code) in &gone {
+            // Only the entries that point at the purged row: a newer code may have the user code.
+            if let Some(key) = hash_key(hash).filter(|key| l.by_hash.get(key) == Some(id)) {
+                l.by_hash.remove(&key);
+            }
+            if let Some(key) = user_code_key(user_code).filter(|key| l.by_user_code.get(key) == Some(id)) {
+                l.by_user_code.remove(&key);
+            }
+        }
+    });
     c.execute("DELETE FROM device_codes WHERE expires_at <= ?1", [before])
 }
 
@@ -388,17 +455,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sandbox.db");
         let now = 1_700_000_000_000;
+        let (h1, h2) = (crate::crypto::sha256_hex("one"), crate::crypto::sha256_hex("two"));
         let db = open(&path, now).await.unwrap();
         // The second code draws the first one's user code first: it must get another one.
         let mut draws = vec!["BBBBBBBB", "CCCCCCCC", "BBBBBBBB"].into_iter().map(String::from);
-        let first = db.call(move |c| insert_code(c, &new_code("h1", now), || "BBBBBBBB".into())).await.unwrap();
-        let second = db.call(move |c| insert_code(c, &new_code("h2", now), move || draws.next().unwrap())).await.unwrap();
+        let first = db.call({ let h1 = h1.clone(); move |c| insert_code(c, &new_code(&h1, now), || "BBBBBBBB".into()) }).await.unwrap();
+        let second = db.call({ let h2 = h2.clone(); move |c| insert_code(c, &new_code(&h2, now), move || draws.next().unwrap()) }).await.unwrap();
         assert_eq!((first.as_str(), second.as_str()), ("BBBBBBBB", "CCCCCCCC"));
         db.close().await;
 
         let db = open(&path, now + 1000).await.unwrap();
         let (by_hash, by_user_code) = db
-            .call(|c| Ok((code_by_hash(c, "h2")?.map(|d| d.user_code), code_by_user_code(c, "BBBBBBBB")?.map(|d| d.id))))
+            .call({ let h2 = h2.clone(); move |c| Ok((code_by_hash(c, &h2)?.map(|d| d.user_code), code_by_user_code(c, "BBBBBBBB")?.map(|d| d.id))) })
             .await
             .unwrap();
         assert_eq!(by_hash.as_deref(), Some("CCCCCCCC"));
@@ -407,7 +475,33 @@ mod tests {
         let later = now + 900_000 + KEEP_AFTER_EXPIRY_MS + 1;
         let purged = db.call(move |c| purge_codes(c, later)).await.unwrap();
         assert_eq!(purged, 2);
-        let gone = db.call(|c| Ok((code_by_hash(c, "h1")?.is_none(), code_by_user_code(c, "CCCCCCCC")?.is_none()))).await.unwrap();
+        let gone = db.call(move |c| Ok((code_by_hash(c, &h1)?.is_none(), code_by_user_code(c, "CCCCCCCC")?.is_none()))).await.unwrap();
         assert_eq!(gone, (true, true));
     }
+    /// A job that inserts a code and then fails is rolled back, and the next code may take its
+    /// id: the map entry the rolled-back code left must not find the new one.
+    #[tokio::test]
+    async fn an_entry_left_by_a_rolled_back_insert_finds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = 1_700_000_000_000;
+        let db = open(&dir.path().join("sandbox.db"), now).await.unwrap();
+        let (lost, kept) = (crate::crypto::sha256_hex("lost"), crate::crypto::sha256_hex("kept"));
+        let failed = db
+            .call({
+                let lost = lost.clone();
+                move |c| {
+                    insert_code(c, &new_code(&lost, now), || "DDDDDDDD".into())?;
+                    Err::<(), _>(rusqlite::Error::InvalidQuery)
+                }
+            })
+            .await;
+        assert!(failed.is_err());
+        let kept_id = db.call({ let kept = kept.clone(); move |c| { insert_code(c, &new_code(&kept, now), || "FFFFFFFF".into())?; Ok(c.last_insert_rowid()) } }).await.unwrap();
+        let found = db
+            .call(move |c| Ok((code_by_hash(c, &lost)?.is_none(), code_by_user_code(c, "DDDDDDDD")?.is_none(), code_by_hash(c, &kept)?.map(|d| d.id))))
+            .await
+            .unwrap();
+        assert_eq!(found, (true, true, Some(kept_id)));
+    }
+
 }
