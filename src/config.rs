@@ -286,26 +286,58 @@ impl Settings {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             anyhow::bail!("tls_cert and tls_key must be given together");
         }
-        if self.authority_polls_per_second.is_nan() || self.authority_polls_per_second <= 0.0 {
-            anyhow::bail!("authority_polls_per_second must be above 0");
+        // Ranges: beyond them a value is a mistake, and times in milliseconds would overflow.
+        const DAY: u64 = 24 * 3600;
+        for (name, value, min, max) in [
+            ("session_idle_timeout_seconds", self.session_idle_timeout_seconds, 60, 365 * DAY),
+            ("sandbox_poll_interval_seconds", self.sandbox_poll_interval_seconds, 1, 3600),
+            ("sandbox_code_lifetime_seconds", self.sandbox_code_lifetime_seconds, 1, DAY),
+            ("outbound_timeout_ms", self.outbound_timeout_ms, 100, 600_000),
+            ("follower_lease_seconds", self.follower_lease_seconds, 1, 3600),
+            ("header_read_timeout_seconds", self.header_read_timeout_seconds, 1, 3600),
+            ("body_read_timeout_seconds", self.body_read_timeout_seconds, 1, 3600),
+            ("login_failure_window_seconds", self.login_failure_window_seconds, 1, 30 * DAY),
+            ("login_concurrent_hashes", self.login_concurrent_hashes, 1, 1024),
+            ("sandbox_wrong_codes_per_address", self.sandbox_wrong_codes_per_address, 1, 1_000_000),
+            ("login_failures_per_address", self.login_failures_per_address, 0, 1_000_000),
+            ("login_failures_per_account", self.login_failures_per_account, 0, 1_000_000),
+            ("device_codes_per_user_per_minute", self.device_codes_per_user_per_minute, 0, 1_000_000),
+            ("pending_sign_ins_per_user", self.pending_sign_ins_per_user, 0, 1_000_000),
+        ] {
+            if !(min..=max).contains(&value) {
+                anyhow::bail!("{name} must be from {min} to {max}, not {value}");
+            }
         }
-        if self.follower_lease_seconds == 0 {
-            anyhow::bail!("follower_lease_seconds must be above 0");
+        if !(self.authority_polls_per_second.is_finite() && (0.01..=1_000_000.0).contains(&self.authority_polls_per_second)) {
+            anyhow::bail!("authority_polls_per_second must be from 0.01 to 1000000, not {}", self.authority_polls_per_second);
         }
-        if self.sandbox_poll_interval_seconds == 0 || self.sandbox_code_lifetime_seconds == 0 {
-            anyhow::bail!("sandbox_poll_interval_seconds and sandbox_code_lifetime_seconds must be above 0");
+        if let Some(url) = &self.public_url {
+            if url.scheme() != "https" || url.host_str().is_none() {
+                anyhow::bail!("public_url must be an https:// URL with a host (the server serves HTTPS only), not {url}");
+            }
         }
-        if self.header_read_timeout_seconds == 0 || self.body_read_timeout_seconds == 0 {
-            anyhow::bail!("header_read_timeout_seconds and body_read_timeout_seconds must be above 0");
-        }
-        if self.login_failure_window_seconds == 0 || self.login_concurrent_hashes == 0 {
-            anyhow::bail!("login_failure_window_seconds and login_concurrent_hashes must be above 0");
-        }
-        if self.sandbox_wrong_codes_per_address == 0 {
-            anyhow::bail!("sandbox_wrong_codes_per_address must be above 0: the sandbox page always limits wrong codes");
+        for (region, o) in &self.regions {
+            for (key, url) in [("authority", &o.authority), ("graph", &o.graph)] {
+                if let Some(url) = url.as_ref().filter(|u| !matches!(u.scheme(), "https" | "http") || u.host_str().is_none()) {
+                    anyhow::bail!("regions.{region}.{key} must be an https:// URL (http:// for a loopback test authority), not {url}");
+                }
+            }
         }
         if let Some(url) = &self.database_url {
-            if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| url.starts_with(p)) {
+            let postgres = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://"));
+            if let Some(rest) = postgres {
+                // Without a database name the driver picks one after the OS user: never what is meant.
+                let database = rest.split_once('/').map(|(_, d)| d.split('?').next().unwrap_or("")).unwrap_or("");
+                let host = rest.split('/').next().unwrap_or("").rsplit('@').next().unwrap_or("");
+                if database.is_empty() || host.is_empty() {
+                    anyhow::bail!("database_url must name the host and the database: postgres://USER@HOST:PORT/DATABASE");
+                }
+            } else if let Some(file) = url.strip_prefix("sqlite:") {
+                let file = file.trim_start_matches("//");
+                if file.split('?').next().unwrap_or("").is_empty() {
+                    anyhow::bail!("database_url must name the file: sqlite://PATH");
+                }
+            } else {
                 anyhow::bail!("database_url must be sqlite://FILE or postgres://USER@HOST:PORT/DATABASE");
             }
         }
@@ -335,4 +367,40 @@ mod tests {
             .apply_region_env([("RESTOREGATE_REGIONS__MARS__AUTHORITY".into(), "https://x/".into())].into_iter())
             .is_err());
     }
+
+    /// Values that would break the server quietly are refused at start, naming the setting.
+    #[test]
+    fn out_of_range_values_and_unusable_urls_are_refused() {
+        assert!(Settings::defaults().validate().is_ok());
+        let refused = |change: &dyn Fn(&mut Settings), says: &str| {
+            let mut s = Settings::defaults();
+            change(&mut s);
+            let e = s.validate().expect_err(says).to_string();
+            assert!(e.contains(says), "{e}");
+        };
+        // Seconds as large as these overflowed into the past once in milliseconds.
+        refused(&|s| s.session_idle_timeout_seconds = i64::MAX as u64, "session_idle_timeout_seconds must be from 60");
+        refused(&|s| s.session_idle_timeout_seconds = 0, "session_idle_timeout_seconds");
+        refused(&|s| s.sandbox_code_lifetime_seconds = i64::MAX as u64, "sandbox_code_lifetime_seconds");
+        refused(&|s| s.follower_lease_seconds = u64::MAX, "follower_lease_seconds");
+        refused(&|s| s.login_failure_window_seconds = u64::MAX, "login_failure_window_seconds");
+        refused(&|s| s.outbound_timeout_ms = 0, "outbound_timeout_ms");
+        refused(&|s| s.authority_polls_per_second = f64::INFINITY, "authority_polls_per_second");
+        refused(&|s| s.authority_polls_per_second = 1e-300, "authority_polls_per_second");
+        refused(&|s| s.public_url = Some("ftp://x/".parse().unwrap()), "public_url must be an https:// URL");
+        refused(
+            &|s| {
+                s.regions.insert(Region::Worldwide, RegionOverride { authority: Some("ftp://x/".parse().unwrap()), graph: None });
+            },
+            "regions.Worldwide.authority",
+        );
+        refused(&|s| s.database_url = Some("postgres://".into()), "must name the host and the database");
+        refused(&|s| s.database_url = Some("postgres://postgres@127.0.0.1:5432".into()), "must name the host and the database");
+        refused(&|s| s.database_url = Some("sqlite:".into()), "must name the file");
+        let mut s = Settings::defaults();
+        s.database_url = Some("postgres://postgres@127.0.0.1:5432/restoregate".into());
+        s.regions.insert(Region::Worldwide, RegionOverride { authority: Some("http://127.0.0.1:9/".parse().unwrap()), graph: None });
+        assert!(s.validate().is_ok());
+    }
+
 }

@@ -52,6 +52,15 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, None | Some(Command::Serve)) {
+        // The commands print lists that are piped into head and grep: a closed pipe ends them
+        // quietly, as it does other Unix tools, instead of a panic on the next print. (Rust
+        // ignores SIGPIPE; the server keeps it ignored and handles write errors itself.)
+        // SAFETY: restores the default disposition of one signal before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // Read before the settings, so that what loading them says is logged in the chosen format.
     let json_logs = match std::env::var("RESTOREGATE_LOG_FORMAT").as_deref() {
         Err(std::env::VarError::NotPresent) | Ok("text") => false,
@@ -120,29 +129,36 @@ fn main() -> std::process::ExitCode {
 async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::load(args)?;
     let app = Application::build(settings).await?;
-    let url = app.public_url().clone();
-    println!("restoregate listening on {} (public URL {})", app.local_addr(), url);
-    if let Some(path) = &app.notes.generated_certificate {
-        println!("generated a self-signed TLS certificate: {}", path.display());
-    }
-    if let Some(path) = &app.notes.admin_password_file {
-        println!("first start: the password of user 'admin' is in {}", path.display());
-    }
-    if let Some(path) = &app.notes.metrics_token_file {
-        println!("the bearer token for /metrics (Prometheus) is in {}", path.display());
-    }
-    if app.sandbox_enabled {
-        println!("*** SANDBOX IDENTITY PROVIDER ON: regions without a configured authority sign in at {url}sandbox/device, not at Microsoft ***");
-        if let Some(path) = &app.notes.sandbox_password_file {
-            println!("    the password of sandbox users admin@<tenant> is in {}", path.display());
-        }
-    }
+    // Signals first: whatever happens to the lines below, SIGTERM stops the server.
     let handle = app.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
         handle.graceful_shutdown(Some(Duration::from_secs(10)));
     });
+    // What a person starting it must be told, on stdout. A closed stdout (`| head`) loses the
+    // lines, not the server.
+    let say = |line: String| {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{line}");
+    };
+    let url = app.public_url().clone();
+    say(format!("restoregate listening on {} (public URL {})", app.local_addr(), url));
+    if let Some(path) = &app.notes.generated_certificate {
+        say(format!("generated a self-signed TLS certificate: {}", path.display()));
+    }
+    if let Some(path) = &app.notes.admin_password_file {
+        say(format!("first start: the password of user 'admin' is in {}", path.display()));
+    }
+    if let Some(path) = &app.notes.metrics_token_file {
+        say(format!("the bearer token for /metrics (Prometheus) is in {}", path.display()));
+    }
+    if app.sandbox_enabled {
+        say(format!("*** SANDBOX IDENTITY PROVIDER ON: regions without a configured authority sign in at {url}sandbox/device, not at Microsoft ***"));
+        if let Some(path) = &app.notes.sandbox_password_file {
+            say(format!("    the password of sandbox users admin@<tenant> is in {}", path.display()));
+        }
+    }
     app.run_until_stopped().await
 }
 

@@ -220,3 +220,43 @@ async fn json_logs_are_one_object_a_line_with_the_request_id() {
     }
     assert!(!lines.iter().any(|l| l.contains("json-admin")), "a secret in the log");
 }
+
+/// A server whose stdout is closed (started as `restoregate | head -1`, say) loses its start-up
+/// lines, not its life: it serves, and SIGTERM stops it cleanly, without a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_neither_panics_nor_stops_the_server() {
+    restoregate::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_restoregate"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .env("RESTOREGATE_ADMIN_PASSWORD", "closed-admin")
+        .env("RESTOREGATE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || std::io::read_to_string(err).unwrap_or_default());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dir.path().join("tls-cert.pem").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the server exited: {}", stderr.join().unwrap());
+        assert!(Instant::now() < deadline, "no certificate generated");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_healthy(&client_for(dir.path()), &format!("https://127.0.0.1:{port}")).await;
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let stderr = stderr.join().unwrap();
+    assert!(status.success(), "exit status {status:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
