@@ -317,19 +317,24 @@ async fn refresh_grant(sb: &Sandbox, t: &super::db::Tenant, client_id: &str, f: 
     let Some(refresh) = f.get("refresh_token").filter(|c| !c.is_empty() && c.len() <= 200) else {
         return invalid();
     };
-    // Rotation: a refresh token is deleted as it is used.
+    // Rotation: a refresh token is deleted as it is used, and only by the client and tenant it
+    // was issued to (presented elsewhere, it is refused and stays its holder's).
     let (hash, now) = (sha256_hex(refresh), sb.clock.now());
-    let row: Option<(String, String, String, String)> = sb
+    let (tenant_id, cid) = (t.id.clone(), client_id.to_string());
+    let row: Option<(String, String)> = sb
         .db
         .call(move |c| {
-            c.prepare_cached("DELETE FROM refresh_tokens WHERE token_hash = ?1 AND expires_at > ?2 RETURNING tenant_id, client_id, username, scope")?
-                .query_row(params![hash, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .optional()
+            c.prepare_cached(
+                "DELETE FROM refresh_tokens WHERE token_hash = ?1 AND expires_at > ?2 AND tenant_id = ?3 AND client_id = ?4
+                 RETURNING username, scope",
+            )?
+            .query_row(params![hash, now, tenant_id, cid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
         })
         .await
         .unwrap_or(None);
     match row {
-        Some((tenant_id, cid, username, scope)) if tenant_id == t.id && cid == client_id => {
+        Some((username, scope)) => {
             let scope = f.get("scope").cloned().filter(|s| !s.is_empty()).unwrap_or(scope);
             issue_tokens(sb, t, client_id, &username, &scope).await
         }

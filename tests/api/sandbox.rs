@@ -156,6 +156,27 @@ async fn codes_match_ignoring_case_spaces_and_dashes_and_work_once() {
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
+    // Presented at another tenant (the same application registered there too), it is refused
+    // and stays its holder's.
+    for args in [&["tenant", "add", "other.onmicrosoft.com"][..], &["app", "add", "--tenant", "other.onmicrosoft.com", "--client-id", APP_ID]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_restoregate"))
+            .arg("--data-dir")
+            .arg(&app.data_dir)
+            .arg("sandbox")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let r = app
+        .client
+        .post(app.url("/sandbox/other.onmicrosoft.com/oauth2/v2.0/token"))
+        .form(&[("grant_type", "refresh_token"), ("client_id", APP_ID), ("refresh_token", old.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
     let (status, renewed) = refresh(old.clone()).await;
     assert_eq!(status, 200, "{renewed}");
     assert_ne!(renewed["refresh_token"], first["refresh_token"]);
