@@ -44,23 +44,15 @@ async fn slow_authority(delay: Duration) -> (String, Arc<AtomicBool>) {
     (base, arrived)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logs_carry_request_ids_metrics_are_exported_and_shutdown_is_graceful() {
-    restoregate::tls::install_crypto_provider();
-    let (authority, arrived) = slow_authority(Duration::from_millis(1500)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_restoregate"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("RESTOREGATE_ADMIN_PASSWORD", "ops-admin")
-        .env("RESTOREGATE_SANDBOX", "false")
-        .env("RESTOREGATE_REGIONS__WORLDWIDE__AUTHORITY", &authority)
-        .env("RESTOREGATE_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// Starts the server binary on a free port with `env` (and RESTOREGATE_LOG=info), collecting its
+/// stderr lines as they come: the child, its base URL and the lines so far.
+fn start_logged(data_dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, String, Arc<Mutex<Vec<String>>>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_restoregate"));
+    command.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir).env("RESTOREGATE_LOG", "info");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -73,6 +65,23 @@ async fn logs_carry_request_ids_metrics_are_exported_and_shutdown_is_graceful() 
             l.lock().unwrap().push(line);
         }
     });
+    (child, base, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_carry_request_ids_metrics_are_exported_and_shutdown_is_graceful() {
+    restoregate::tls::install_crypto_provider();
+    let (authority, arrived) = slow_authority(Duration::from_millis(1500)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base, log) = start_logged(
+        dir.path(),
+        &[
+            ("RESTOREGATE_ADMIN_PASSWORD", "ops-admin"),
+            ("RESTOREGATE_SANDBOX", "false"),
+            ("RESTOREGATE_REGIONS__WORLDWIDE__AUTHORITY", &authority),
+            ("NO_COLOR", "1"),
+        ],
+    );
     let client = client_for(dir.path());
     wait_healthy(&client, &base).await;
 
@@ -165,28 +174,8 @@ async fn json_logs_are_one_object_a_line_with_the_request_id() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("RESTOREGATE_LOG_FORMAT must be text or json"));
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_restoregate"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("RESTOREGATE_ADMIN_PASSWORD", "json-admin")
-        .env("RESTOREGATE_LOG", "info")
-        .env("RESTOREGATE_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let base = format!("https://{}", line.split_whitespace().nth(3).unwrap());
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let log: Arc<Mutex<Vec<String>>> = Arc::default();
-    let (l, err) = (log.clone(), child.stderr.take().unwrap());
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            l.lock().unwrap().push(line);
-        }
-    });
+    let (mut child, base, log) =
+        start_logged(dir.path(), &[("RESTOREGATE_ADMIN_PASSWORD", "json-admin"), ("RESTOREGATE_LOG_FORMAT", "json")]);
     let client = client_for(dir.path());
     wait_healthy(&client, &base).await;
     let r = client
