@@ -46,7 +46,8 @@ pub struct Application {
     background: Vec<tokio::task::JoinHandle<()>>,
     store: Store,
     pub notes: StartNotes,
-    pub sandbox_enabled: bool,
+    /// The sandbox provider, when on: its database is closed at shutdown.
+    sandbox: Option<Arc<Sandbox>>,
 }
 
 /// Registers new organizations' tenants and applications with the sandbox provider, for the
@@ -162,6 +163,7 @@ impl Application {
         background.push(follower_task);
 
         let mut router = axum::Router::new();
+        let mut sandbox_provider = None;
         let hooks: Arc<dyn Hooks> = if settings.sandbox {
             let (password, file) = given_or_generated(&settings, &settings.sandbox_password, "sandbox-password")?;
             notes.sandbox_password_file = file;
@@ -178,6 +180,7 @@ impl Application {
             )
             .await?;
             router = router.merge(sandbox.router());
+            sandbox_provider = Some(sandbox.clone());
             Arc::new(SandboxHooks { sandbox, regions: sandbox_regions })
         } else {
             Arc::new(api::NoHooks)
@@ -260,7 +263,7 @@ impl Application {
             background,
             store,
             notes,
-            sandbox_enabled: settings.sandbox,
+            sandbox: sandbox_provider,
         })
     }
 
@@ -270,6 +273,10 @@ impl Application {
 
     pub fn public_url(&self) -> &Url {
         &self.public_url
+    }
+
+    pub fn sandbox_enabled(&self) -> bool {
+        self.sandbox.is_some()
     }
 
     pub fn handle(&self) -> axum_server::Handle<SocketAddr> {
@@ -289,6 +296,11 @@ impl Application {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
         self.store.close().await;
+        // Before returning, so that its WAL is checkpointed and closed when the caller goes on
+        // (the last handle's drop would close it later, on its own thread).
+        if let Some(sandbox) = &self.sandbox {
+            sandbox.close().await;
+        }
         result.map_err(Into::into)
     }
 }

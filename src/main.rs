@@ -153,7 +153,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     if let Some(path) = &app.notes.metrics_token_file {
         say(format!("the bearer token for /metrics (Prometheus) is in {}", path.display()));
     }
-    if app.sandbox_enabled {
+    if app.sandbox_enabled() {
         say(format!("*** SANDBOX IDENTITY PROVIDER ON: regions without a configured authority sign in at {url}sandbox/device, not at Microsoft ***"));
         if let Some(path) = &app.notes.sandbox_password_file {
             say(format!("    the password of sandbox users admin@<tenant> is in {}", path.display()));
