@@ -42,29 +42,45 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("Authorization has been denied for this request: send 'Authorization: Bearer <access_token>' from /v5/Token".into()))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::Unauthorized("Authorization has been denied for this request: the Authorization header must be 'Bearer <access_token>'".into()))?;
-        if token.len() > 512 {
-            return Err(ApiError::Unauthorized(
-                "Authorization has been denied for this request: the bearer token is longer than any access token from /v5/Token".into(),
-            ));
-        }
+        let denied = |why: &str| ApiError::Unauthorized(format!("Authorization has been denied for this request: {why}"));
+        let token = bearer_token(&parts.headers).map_err(|e| {
+            denied(match e {
+                Bearer::Missing => "send 'Authorization: Bearer <access_token>' from /v5/Token",
+                Bearer::Malformed => "the Authorization header must be 'Bearer <access_token>'",
+                Bearer::TooLong => "the bearer token is longer than any access token from /v5/Token",
+            })
+        })?;
         let user = state
             .store
             .token_user(&sha256_hex(token), TokenKind::Access, state.clock.now())
             .await?
-            .ok_or_else(|| ApiError::Unauthorized("Authorization has been denied for this request: the access token is unknown or expired; get a new one from /v5/Token".into()))?;
+            .ok_or_else(|| denied("the access token is unknown or expired; get a new one from /v5/Token"))?;
         Ok(Caller(user))
     }
+}
+
+/// Why a request has no usable bearer token.
+pub enum Bearer {
+    Missing,
+    Malformed,
+    /// Longer than any token this server issues (checked before hashing or looking it up).
+    TooLong,
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, Bearer> {
+    let header = headers.get(header::AUTHORIZATION).ok_or(Bearer::Missing)?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(Bearer::Malformed)?;
+    if token.len() > 512 {
+        return Err(Bearer::TooLong);
+    }
+    Ok(token)
 }
 
 /// An OAuth-style error from the token endpoint (RFC 6749 section 5.2), with `message` too.

@@ -62,17 +62,22 @@ impl ApiError {
 
     /// The vendor's `errorCode` for this failure.
     pub fn error_code(&self) -> &'static str {
-        match self {
-            ApiError::BadRequest(_) | ApiError::PayloadTooLarge(_) => "ParameterValidationFailure",
-            ApiError::Unauthorized(_) | ApiError::Forbidden(_) => "ResourceAccessDenied",
-            ApiError::NotFound(_) => "ResourceNotFound",
-            ApiError::Conflict(_) => "OperationConflict",
-            ApiError::GatewayTimeout(_) | ApiError::RequestTimeout(_) => "Timeout",
-            ApiError::MethodNotAllowed(_)
-            | ApiError::TooManyRequests(..)
-            | ApiError::BadGateway(_)
-            | ApiError::Internal(_) => "HttpError",
+        error_code_for(self.status())
+    }
+}
+
+/// The vendor's `errorCode` for an error status: the API's own errors and those it rewrites
+/// ([`json_errors`]) share it.
+fn error_code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY => {
+            "ParameterValidationFailure"
         }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "ResourceAccessDenied",
+        StatusCode::NOT_FOUND => "ResourceNotFound",
+        StatusCode::CONFLICT => "OperationConflict",
+        StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => "Timeout",
+        _ => "HttpError",
     }
 }
 
@@ -125,16 +130,7 @@ pub async fn json_errors(request: axum::extract::Request, next: axum::middleware
     } else {
         text
     };
-    let code = match status {
-        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY => {
-            "ParameterValidationFailure"
-        }
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "ResourceAccessDenied",
-        StatusCode::NOT_FOUND => "ResourceNotFound",
-        StatusCode::CONFLICT => "OperationConflict",
-        StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => "Timeout",
-        _ => "HttpError",
-    };
+    let code = error_code_for(status);
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let body = serde_json::to_vec(&json!({ "message": message, "errorCode": code })).unwrap_or_default();

@@ -195,13 +195,7 @@ pub async fn metrics(axum::extract::State(state): axum::extract::State<Arc<AppSt
                 .into(),
         )
     };
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|t| !t.is_empty() && t.len() <= 512)
-        .ok_or_else(denied)?;
+    let token = auth::bearer_token(&headers).map_err(|_| denied())?;
     let hash = crate::crypto::sha256_hex(token);
     if !crate::crypto::constant_time_eq(hash.as_bytes(), state.metrics_token_hash.as_bytes()) {
         let user = state.store.token_user(&hash, crate::store::TokenKind::Access, state.clock.now()).await?.ok_or_else(denied)?;

@@ -44,6 +44,18 @@ async fn slow_authority(delay: Duration) -> (String, Arc<AtomicBool>) {
     (base, arrived)
 }
 
+/// Waits (20 s at most) for a server sent SIGTERM to exit; its exit status.
+async fn exited_after_sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Starts the server binary on a free port with `env` (and RESTOREGATE_LOG=info), collecting its
 /// stderr lines as they come: the child, its base URL and the lines so far.
 fn start_logged(data_dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, String, Arc<Mutex<Vec<String>>>) {
@@ -140,14 +152,7 @@ async fn logs_carry_request_ids_metrics_are_exported_and_shutdown_is_graceful() 
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let answer = in_flight.await.unwrap().expect("the in-flight request is answered");
     assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the server did not stop after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = exited_after_sigterm(&mut child).await;
     assert!(status.success(), "exit status {status:?}");
 
     // The pending sign-in is left to resume: still pending, its lease released.
@@ -196,11 +201,7 @@ async fn json_logs_are_one_object_a_line_with_the_request_id() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the server did not stop after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    exited_after_sigterm(&mut child).await;
     let lines = log.lock().unwrap().clone();
     assert!(lines.len() >= 3, "start, request and stop are logged: {lines:?}");
     for l in &lines {
@@ -237,14 +238,7 @@ async fn a_closed_stdout_neither_panics_nor_stops_the_server() {
     }
     wait_healthy(&client_for(dir.path()), &format!("https://127.0.0.1:{port}")).await;
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the server did not stop after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = exited_after_sigterm(&mut child).await;
     let stderr = stderr.join().unwrap();
     assert!(status.success(), "exit status {status:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
